@@ -1,0 +1,95 @@
+"""convkernels: hand-written CPU kernels for convolutional networks, forward and backward.
+
+The functional API (see convkernels.ops) works on NCHW float32/float64 arrays. The kernels are
+compiled for several ISA levels and the best one this CPU supports is chosen at import; set
+CONVKERNELS_ISA=avx512|avx2|portable to force one, or call set_isa().
+"""
+
+import os
+
+from . import _C
+from .ops import (
+    avg_pool2d,
+    avg_pool2d_backward,
+    conv2d,
+    conv2d_backward_bias,
+    conv2d_backward_input,
+    conv2d_backward_weight,
+    lcn,
+    lcn_backward,
+    lrn,
+    lrn_backward,
+    max_pool2d,
+    max_pool2d_backward,
+    relu,
+    relu_backward,
+)
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "avg_pool2d", "avg_pool2d_backward", "conv2d", "conv2d_backward_bias",
+    "conv2d_backward_input", "conv2d_backward_weight", "lcn", "lcn_backward", "lrn",
+    "lrn_backward", "max_pool2d", "max_pool2d_backward", "relu", "relu_backward",
+    "cuda_available", "get_isa", "get_num_threads", "info", "set_isa", "set_num_threads",
+    "supported_isas",
+]
+
+
+def get_isa():
+    """The ISA level whose kernels run now: 'avx512', 'avx2' or 'portable'."""
+    return _C.isa()
+
+
+def set_isa(name):
+    """Run the kernels built for `name` from now on (ValueError if this CPU lacks it)."""
+    if not isinstance(name, str):
+        raise TypeError(f"set_isa: name must be a str, got {type(name).__name__}")
+    _C.set_isa(name)
+
+
+def supported_isas():
+    """ISA levels built into this package that this CPU can run, best first."""
+    return list(_C.supported_isas())
+
+
+def get_num_threads():
+    return _C.get_num_threads()
+
+
+def set_num_threads(n):
+    """Threads the kernels use (OpenMP); defaults to OMP_NUM_THREADS or the core count."""
+    from ._args import as_int
+
+    _C.set_num_threads(as_int(n, "set_num_threads", "n"))
+
+
+def cuda_available():
+    """Whether CUDA kernels are built and a GPU is usable. No CUDA build exists yet."""
+    return False
+
+
+def info():
+    """What this installation is and runs: version, ISA levels, threads, CUDA."""
+    return {
+        "version": __version__,
+        "isa": get_isa(),
+        "supported_isas": supported_isas(),
+        "compiled_isas": list(_C.compiled_isas()),
+        "threads": get_num_threads(),
+        "openmp": bool(_C.openmp),
+        "cuda_compiled": False,
+        "cuda_available": cuda_available(),
+    }
+
+
+def _apply_isa_override():
+    forced = os.environ.get("CONVKERNELS_ISA")
+    if forced:
+        try:
+            set_isa(forced)
+        except ValueError as e:
+            raise ImportError(f"CONVKERNELS_ISA={forced}: {e}") from None
+
+
+_apply_isa_override()

@@ -1,0 +1,61 @@
+// What every kernel translation unit includes first.
+//
+// Kernel sources are compiled once per ISA level (see setup.py), each time with CK_ISA set to the
+// level's name: avx512, avx2 or portable. Everything a kernel file defines must live in the
+// namespace ck::CK_ISA, including helpers: two inline functions with the same name built for
+// different ISAs would be merged by the linker, and a CPU without AVX-512 could end up running
+// the AVX-512 copy. setup.py checks the object files for such shared symbols.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <cstdlib>
+#include <new>
+
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
+#ifndef CK_ISA
+#error "CK_ISA must name the ISA level this file is compiled for (avx512, avx2 or portable)"
+#endif
+
+namespace ck {
+namespace CK_ISA {
+
+inline int max_threads() {
+#ifdef _OPENMP
+  return omp_get_max_threads();
+#else
+  return 1;
+#endif
+}
+
+inline int thread_id() {
+#ifdef _OPENMP
+  return omp_get_thread_num();
+#else
+  return 0;
+#endif
+}
+
+// A scratch array of `count` elements aligned to 64 bytes, owned for one kernel call.
+template <typename T>
+class Scratch {
+ public:
+  explicit Scratch(int64_t count) {
+    const size_t bytes = (static_cast<size_t>(count > 0 ? count : 1) * sizeof(T) + 63) / 64 * 64;
+    data_ = static_cast<T*>(std::aligned_alloc(64, bytes));
+    if (data_ == nullptr) throw std::bad_alloc();
+  }
+  ~Scratch() { std::free(data_); }
+  Scratch(const Scratch&) = delete;
+  Scratch& operator=(const Scratch&) = delete;
+  T* get() const { return data_; }
+
+ private:
+  T* data_ = nullptr;
+};
+
+}  // namespace CK_ISA
+}  // namespace ck

@@ -1,0 +1,72 @@
+// Declarations of every CPU kernel, in the ISA namespace the including file is compiled for.
+// Kernels take raw pointers and a params struct already checked by params.cpp, overwrite their
+// outputs, and never read an output before writing it. Each is instantiated for float and double.
+#pragma once
+
+#include "isa.h"
+#include "params.h"
+
+namespace ck {
+namespace CK_ISA {
+
+enum class Trans { No, Yes };
+
+// C (M, N) = alpha * op(A) (M, K) * op(B) (K, N) + beta * C, row-major, leading dimensions lda,
+// ldb, ldc. op(X) is X or its transpose. beta == 0 overwrites C without reading it.
+// `workspace` holds gemm_workspace_size(N, K) elements; callers allocate it outside their parallel
+// regions (an allocation failing inside one could not be reported).
+template <typename T>
+void gemm(Trans trans_a, Trans trans_b, int64_t M, int64_t N, int64_t K, T alpha, const T* A,
+          int64_t lda, const T* B, int64_t ldb, T beta, T* C, int64_t ldc, T* workspace);
+int64_t gemm_workspace_size(int64_t N, int64_t K);
+
+// x: (N, C, H, W), w: (K, C/G, R, S), b: (K) or null, y: (N, K, P, Q)
+template <typename T>
+void conv2d_forward(const Conv2dParams& p, const T* x, const T* w, const T* b, T* y);
+// dy: (N, K, P, Q), w: (K, C/G, R, S), dx: (N, C, H, W)
+template <typename T>
+void conv2d_backward_input(const Conv2dParams& p, const T* dy, const T* w, T* dx);
+// x: (N, C, H, W), dy: (N, K, P, Q), dw: (K, C/G, R, S)
+template <typename T>
+void conv2d_backward_weight(const Conv2dParams& p, const T* x, const T* dy, T* dw);
+// dy: (N, K, P, Q), db: (K)
+template <typename T>
+void conv2d_backward_bias(const Conv2dParams& p, const T* dy, T* db);
+
+// x: (N, C, H, W), y and argmax: (N, C, P, Q); argmax holds h * W + w of the chosen input.
+template <typename T>
+void max_pool2d_forward(const Pool2dParams& p, const T* x, T* y, int64_t* argmax);
+// dy, argmax: (N, C, P, Q), dx: (N, C, H, W). argmax must hold indices in [0, H * W).
+template <typename T>
+void max_pool2d_backward(const Pool2dParams& p, const T* dy, const int64_t* argmax, T* dx);
+
+// x: (N, C, H, W), y: (N, C, P, Q)
+template <typename T>
+void avg_pool2d_forward(const Pool2dParams& p, const T* x, T* y);
+// dy: (N, C, P, Q), dx: (N, C, H, W)
+template <typename T>
+void avg_pool2d_backward(const Pool2dParams& p, const T* dy, T* dx);
+
+// x, y: (count); y may alias x.
+template <typename T>
+void relu_forward(const ReluParams& p, const T* x, T* y);
+// dy, x, dx: (count); dx may alias dy.
+template <typename T>
+void relu_backward(const ReluParams& p, const T* dy, const T* x, T* dx);
+
+// x, y: (N, C, H, W)
+template <typename T>
+void lrn_forward(const LrnParams& p, const T* x, T* y);
+// dy, x, dx: (N, C, H, W)
+template <typename T>
+void lrn_backward(const LrnParams& p, const T* dy, const T* x, T* dx);
+
+// x, y: (N, C, H, W)
+template <typename T>
+void lcn_forward(const LcnParams& p, const T* x, T* y);
+// dy, x, dx: (N, C, H, W)
+template <typename T>
+void lcn_backward(const LcnParams& p, const T* dy, const T* x, T* dx);
+
+}  // namespace CK_ISA
+}  // namespace ck
