@@ -9,7 +9,10 @@
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
 
+#include <algorithm>
 #include <array>
+#include <atomic>
+#include <limits>
 #include <string>
 #include <utility>
 #include <vector>
@@ -109,9 +112,19 @@ void require_shape(const py::array& a, const Shape4& expected, const char* op, c
   }
 }
 
+// When set (by the tests), every output is filled with NaN (-1 for indices) before its kernel
+// runs, so an element a kernel forgets to write shows up instead of passing as stale memory.
+std::atomic<bool> poison_outputs{false};
+
 template <typename T>
 py::array_t<T> new_array(std::vector<py::ssize_t> shape) {
-  return py::array_t<T>(std::move(shape));
+  py::array_t<T> a(std::move(shape));
+  if (poison_outputs.load()) {
+    const T poison = std::numeric_limits<T>::has_quiet_NaN ? std::numeric_limits<T>::quiet_NaN()
+                                                           : T(-1);
+    std::fill(a.mutable_data(), a.mutable_data() + a.size(), poison);
+  }
+  return a;
 }
 
 template <typename T>
@@ -164,8 +177,9 @@ py::array conv2d(py::handle x_obj, py::handle w_obj, py::handle b_obj, ConvArgs 
   require_ndim(x, 4, op, "x", "(N, C, H, W)");
   require_ndim(w, 4, op, "w", "(K, C / groups, R, S)");
   Dtype dtype = same_dtype(op, {{&x, "x"}, {&w, "w"}});
-  py::array b;
-  if (!b_obj.is_none()) {
+  const bool has_bias = !b_obj.is_none();
+  py::array b;  // a default py::array is an empty array, not null: test has_bias instead
+  if (has_bias) {
     b = input(b_obj, op, "b");
     dtype = same_dtype(op, {{&x, "x"}, {&b, "b"}});
     if (b.ndim() != 1 || b.shape(0) != w.shape(0)) {
@@ -177,7 +191,7 @@ py::array conv2d(py::handle x_obj, py::handle w_obj, py::handle b_obj, ConvArgs 
   return by_dtype(dtype, [&](auto t) -> py::array {
     using T = decltype(t);
     auto y = new_array<T>({p.N, p.K, p.P, p.Q});
-    const T* b_ptr = b ? ptr<T>(b) : nullptr;
+    const T* b_ptr = has_bias ? ptr<T>(b) : nullptr;
     T* y_ptr = y.mutable_data();
     py::gil_scoped_release release;
     active_kernels().table<T>().conv2d_forward(p, ptr<T>(x), ptr<T>(w), b_ptr, y_ptr);
@@ -386,7 +400,7 @@ py::array relu(py::handle x_obj, double negative_slope) {
   check(relu_check(p));
   return by_dtype(dtype, [&](auto t) -> py::array {
     using T = decltype(t);
-    py::array_t<T> y(shape_of(x));
+    auto y = new_array<T>(shape_of(x));
     T* y_ptr = y.mutable_data();
     py::gil_scoped_release release;
     active_kernels().table<T>().relu_forward(p, ptr<T>(x), y_ptr);
@@ -403,7 +417,7 @@ py::array relu_backward(py::handle dy_obj, py::handle x_obj, double negative_slo
   check(std::string(relu_check(p)));
   return by_dtype(dtype, [&](auto t) -> py::array {
     using T = decltype(t);
-    py::array_t<T> dx(shape_of(x));
+    auto dx = new_array<T>(shape_of(x));
     T* dx_ptr = dx.mutable_data();
     py::gil_scoped_release release;
     active_kernels().table<T>().relu_backward(p, ptr<T>(dy), ptr<T>(x), dx_ptr);
@@ -511,8 +525,9 @@ py::array gemm(py::handle a_obj, py::handle b_obj, py::handle c_obj, bool trans_
     fail(std::string(op) + ": inner dimensions differ: op(a) is " + std::to_string(M) + "x" +
          std::to_string(K) + ", op(b) is " + std::to_string(Kb) + "x" + std::to_string(N));
   }
+  const bool has_c = !c_obj.is_none();
   py::array c;
-  if (!c_obj.is_none()) {
+  if (has_c) {
     c = input(c_obj, op, "c");
     same_dtype(op, {{&a, "a"}, {&c, "c"}});
     if (c.ndim() != 2 || c.shape(0) != M || c.shape(1) != N) {
@@ -524,8 +539,8 @@ py::array gemm(py::handle a_obj, py::handle b_obj, py::handle c_obj, bool trans_
     using T = decltype(t);
     auto out = new_array<T>({M, N});
     T* out_ptr = out.mutable_data();
-    if (c) std::copy(ptr<T>(c), ptr<T>(c) + M * N, out_ptr);
-    const T beta_t = c ? static_cast<T>(beta) : T(0);
+    if (has_c) std::copy(ptr<T>(c), ptr<T>(c) + M * N, out_ptr);
+    const T beta_t = has_c ? static_cast<T>(beta) : T(0);
     py::gil_scoped_release release;
     active_kernels().table<T>().gemm(trans_a ? GemmTrans::Yes : GemmTrans::No,
                                      trans_b ? GemmTrans::Yes : GemmTrans::No, M, N, K,
@@ -589,6 +604,7 @@ PYBIND11_MODULE(_C, m) {
   m.def("supported_isas", &supported_isas);
   m.def("compiled_isas", &compiled_isas);
   m.def("get_num_threads", &get_num_threads);
+  m.def("_set_poison_outputs", [](bool on) { poison_outputs.store(on); });
   m.def("set_num_threads", &set_num_threads);
 #ifdef _OPENMP
   m.attr("openmp") = true;
