@@ -1,0 +1,190 @@
+"""relu, lrn and lcn, forward and backward, against the reference, finite differences and PyTorch."""
+
+import numpy as np
+import pytest
+from hypothesis import assume, given, settings
+from hypothesis import strategies as st
+
+import convkernels as ck
+from convkernels import reference as ref
+from helpers import (
+    assert_close,
+    check_each_isa,
+    directional_gradcheck,
+    each_isa,
+    needs_torch,
+    torch,
+    unchanged,
+)
+
+shapes = st.tuples(st.integers(1, 3), st.integers(1, 9), st.integers(1, 12), st.integers(1, 12))
+dtypes = st.sampled_from([np.float32, np.float64])
+seeds = st.integers(0, 2**32 - 1)
+
+
+def normal(shape, dtype, seed, scale=1.0, offset=0.0):
+    rng = np.random.default_rng(seed)
+    return (offset + scale * rng.standard_normal(shape)).astype(dtype), rng
+
+
+# --- relu -------------------------------------------------------------------------------------
+
+
+@given(st.lists(st.integers(1, 7), min_size=0, max_size=5), dtypes,
+       st.sampled_from([0.0, 0.01, 0.2, -0.5]), seeds)
+def test_relu_matches_reference_any_shape(shape, dtype, slope, seed):
+    x, rng = normal(shape, dtype, seed)
+    x.flat[::3] = 0.0  # x == 0 takes the negative side's gradient
+    dy = rng.standard_normal(x.shape).astype(dtype)
+    snapshot = unchanged(x, dy)
+    for isa, y in each_isa(lambda: ck.relu(x, slope)).items():
+        np.testing.assert_array_equal(y, ref.relu(x, slope), err_msg=isa)
+    for isa, dx in each_isa(lambda: ck.relu_backward(dy, x, slope)).items():
+        np.testing.assert_array_equal(dx, ref.relu_backward(dy, x, slope), err_msg=isa)
+    snapshot.check()
+
+
+def test_relu_special_values():
+    x = np.array([np.nan, np.inf, -np.inf, 0.0, -0.0, 2.0, -2.0])
+    np.testing.assert_array_equal(ck.relu(x), [np.nan, np.inf, 0, 0, 0, 2, 0])
+    np.testing.assert_array_equal(ck.relu(x, 0.5), [np.nan, np.inf, -np.inf, 0, 0, 2, -1])
+    dy = np.full_like(x, np.inf)
+    np.testing.assert_array_equal(ck.relu_backward(dy, x), [0, np.inf, 0, 0, 0, np.inf, 0])
+
+
+@settings(max_examples=10)
+@given(shapes, st.sampled_from([0.0, 0.1]), seeds)
+def test_relu_gradient_matches_finite_differences(shape, slope, seed):
+    x, rng = normal(shape, np.float64, seed)
+    x = np.where(np.abs(x) < 1e-3, 1.0, x)  # away from the kink
+    directional_gradcheck(lambda x_: ck.relu(x_, slope),
+                          lambda dy, x_: ck.relu_backward(dy, x_, slope), x, rng, what="relu")
+
+
+# --- lrn --------------------------------------------------------------------------------------
+
+lrn_params = st.tuples(st.integers(1, 7), st.sampled_from([1e-4, 0.1, 1.0]),
+                       st.sampled_from([0.5, 0.75, 1.0]), st.sampled_from([1.0, 2.0]))
+
+
+@given(shapes, dtypes, lrn_params, seeds)
+def test_lrn_matches_reference(shape, dtype, params, seed):
+    size, alpha, beta, k = params
+    x, rng = normal(shape, dtype, seed, scale=2.0)
+    dy = rng.standard_normal(shape).astype(dtype)
+    snapshot = unchanged(x, dy)
+    x64, dy64 = x.astype(np.float64), dy.astype(np.float64)
+    check_each_isa(lambda: ck.lrn(x, size, alpha, beta, k), ref.lrn(x64, size, alpha, beta, k),
+                   dtype, 4 * size, "lrn")
+    check_each_isa(lambda: ck.lrn_backward(dy, x, size, alpha, beta, k),
+                   ref.lrn_backward(dy64, x64, size, alpha, beta, k), dtype, 8 * size,
+                   "lrn backward")
+    snapshot.check()
+
+
+@settings(max_examples=15)
+@given(shapes, lrn_params, seeds)
+def test_lrn_gradient_matches_finite_differences(shape, params, seed):
+    x, rng = normal(shape, np.float64, seed, scale=2.0)
+    directional_gradcheck(lambda x_: ck.lrn(x_, *params),
+                          lambda dy, x_: ck.lrn_backward(dy, x_, *params), x, rng, what="lrn")
+
+
+def test_lrn_alexnet_activations():
+    x, rng = normal((2, 96, 55, 55), np.float32, 5, scale=10.0)
+    dy = rng.standard_normal(x.shape).astype(np.float32)
+    args = (5, 1e-4 * 5, 0.75, 2.0)  # the paper's alpha = 1e-4 is PyTorch's alpha / size
+    assert_close(ck.lrn(x, *args), ref.lrn(x.astype(np.float64), *args), np.float32, 20, "lrn")
+    assert_close(ck.lrn_backward(dy, x, *args),
+                 ref.lrn_backward(dy.astype(np.float64), x.astype(np.float64), *args),
+                 np.float32, 40, "lrn backward")
+
+
+@needs_torch
+@given(shapes, dtypes, lrn_params, seeds)
+def test_lrn_matches_pytorch(shape, dtype, params, seed):
+    size, alpha, beta, k = params
+    x, rng = normal(shape, dtype, seed, scale=2.0)
+    tx = torch.from_numpy(x).requires_grad_()
+    ty = torch.nn.functional.local_response_norm(tx, size, alpha, beta, k)
+    assert_close(ck.lrn(x, size, alpha, beta, k), ty.detach().numpy(), dtype, 4 * size, "lrn")
+    dy = rng.standard_normal(shape).astype(dtype)
+    (dx,) = torch.autograd.grad(ty, tx, torch.from_numpy(dy))
+    assert_close(ck.lrn_backward(dy, x, size, alpha, beta, k), dx.numpy(), dtype, 8 * size,
+                 "lrn backward")
+
+
+# --- lcn --------------------------------------------------------------------------------------
+
+lcn_params = st.tuples(st.sampled_from([1, 3, 5, 9]), st.sampled_from([0.8, 2.0]),
+                       st.sampled_from([1e-4, 0.5, 3.0]))
+
+
+def lcn_reduction(shape, size):
+    return 8 * shape[1] * size * size
+
+
+@given(shapes, dtypes, lcn_params, seeds, st.sampled_from([0.0, 100.0]))
+def test_lcn_matches_reference(shape, dtype, params, seed, offset):
+    x, rng = normal(shape, dtype, seed, offset=offset)
+    dy = rng.standard_normal(shape).astype(dtype)
+    snapshot = unchanged(x, dy)
+    x64, dy64 = x.astype(np.float64), dy.astype(np.float64)
+    check_each_isa(lambda: ck.lcn(x, *params), ref.lcn(x64, *params), dtype,
+                   lcn_reduction(shape, params[0]), "lcn")
+    # The backward divides by sigma (>= eps); in float32 its error grows as offset / eps.
+    reduction = lcn_reduction(shape, params[0]) * (1 + offset * (dtype == np.float32))
+    check_each_isa(lambda: ck.lcn_backward(dy, x, *params), ref.lcn_backward(dy64, x64, *params),
+                   dtype, reduction, "lcn backward")
+    snapshot.check()
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("value", [0.0, -12345.678, 1000.0])
+def test_lcn_maps_a_constant_image_to_zero(dtype, value):
+    x = np.full((2, 3, 7, 9), value, dtype=dtype)
+    for isa, y in each_isa(lambda: ck.lcn(x, 5, 1.0)).items():
+        np.testing.assert_array_equal(y, np.zeros_like(x), err_msg=isa)
+
+
+@settings(max_examples=15)
+@given(shapes, lcn_params, seeds)
+def test_lcn_gradient_matches_finite_differences(shape, params, seed):
+    x, rng = normal(shape, np.float64, seed, scale=2.0)
+    directional_gradcheck(lambda x_: ck.lcn(x_, *params),
+                          lambda dy, x_: ck.lcn_backward(dy, x_, *params), x, rng, what="lcn")
+
+
+def torch_lcn(tx, size, sigma, eps):
+    """LCN written with PyTorch ops (an independent check of the formula in DESIGN.md)."""
+    N, C, H, W = tx.shape
+    r = torch.arange(size, dtype=tx.dtype) - size // 2
+    g2 = torch.exp(-(r[:, None] ** 2 + r[None, :] ** 2) / (2 * sigma**2))
+    g2 = (g2 / g2.sum())[None, None]
+    pad = size // 2
+    mask = torch.nn.functional.conv2d(torch.ones(1, 1, H, W, dtype=tx.dtype), g2, padding=pad)
+
+    def local_mean(t):  # (N, C, H, W) -> (N, 1, H, W)
+        return torch.nn.functional.conv2d(t.mean(1, keepdim=True), g2, padding=pad) / mask
+
+    v = tx - local_mean(tx)
+    sd = torch.sqrt(local_mean(v * v))
+    c = sd.mean(dim=(1, 2, 3), keepdim=True)
+    return v / torch.maximum(torch.maximum(c, sd), torch.tensor(eps, dtype=tx.dtype))
+
+
+@needs_torch
+@given(shapes, lcn_params, seeds)
+def test_lcn_matches_pytorch_composition(shape, params, seed):
+    # With one channel and a window that sees one pixel, v = 0 and sigma = 0, where torch's sqrt
+    # has no subgradient (its backward gives NaN; ours takes 0).
+    assume(shape[1] > 1 or (params[0] > 1 and shape[2] * shape[3] > 1))
+    x, rng = normal(shape, np.float64, seed, scale=2.0)
+    tx = torch.from_numpy(x).requires_grad_()
+    ty = torch_lcn(tx, *params)
+    assert_close(ck.lcn(x, *params), ty.detach().numpy(), np.float64,
+                 lcn_reduction(shape, params[0]), "lcn vs torch")
+    dy = rng.standard_normal(shape)
+    (dx,) = torch.autograd.grad(ty, tx, torch.from_numpy(dy))
+    assert_close(ck.lcn_backward(dy, x, *params), dx.numpy(), np.float64,
+                 lcn_reduction(shape, params[0]), "lcn backward vs torch")

@@ -1,0 +1,156 @@
+"""max_pool2d and avg_pool2d, forward and backward, against the reference and PyTorch."""
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import convkernels as ck
+from convkernels import reference as ref
+from helpers import (
+    assert_close,
+    check_each_isa,
+    directional_gradcheck,
+    each_isa,
+    needs_torch,
+    torch,
+    unchanged,
+)
+
+
+@st.composite
+def pool_configs(draw):
+    kernel = (draw(st.integers(1, 4)), draw(st.integers(1, 4)))
+    stride = (draw(st.integers(1, 3)), draw(st.integers(1, 3)))
+    padding = (draw(st.integers(0, kernel[0] // 2)), draw(st.integers(0, kernel[1] // 2)))
+    return dict(
+        N=draw(st.integers(1, 3)), C=draw(st.integers(1, 4)),
+        H=max(1, kernel[0] - 2 * padding[0]) + draw(st.integers(0, 9)),
+        W=max(1, kernel[1] - 2 * padding[1]) + draw(st.integers(0, 9)),
+        kernel_size=kernel if kernel[0] != kernel[1] else kernel[0],
+        stride=draw(st.sampled_from([None, stride, stride[0]])),
+        padding=padding, ceil_mode=draw(st.booleans()),
+        seed=draw(st.integers(0, 2**32 - 1)),
+    )
+
+
+def pool_kwargs(cfg):
+    return {k: cfg[k] for k in ("kernel_size", "stride", "padding", "ceil_mode")}
+
+
+def distinct_input(cfg, dtype):
+    """A permutation of distinct values: no ties, and gaps far wider than a finite-difference step."""
+    rng = np.random.default_rng(cfg["seed"])
+    shape = (cfg["N"], cfg["C"], cfg["H"], cfg["W"])
+    x = rng.permutation(np.prod(shape)).reshape(shape) - np.prod(shape) / 2
+    return x.astype(dtype), rng
+
+
+@given(pool_configs(), st.sampled_from([np.float32, np.float64]), st.booleans())
+def test_max_pool2d_matches_reference(cfg, dtype, with_ties):
+    x, rng = distinct_input(cfg, dtype)
+    if with_ties:  # few distinct values: the first maximum must win, as in the reference
+        x = np.floor(x / max(1, x.size // 4)).astype(dtype)
+    snapshot = unchanged(x)
+    kw = pool_kwargs(cfg)
+    y_ref, idx_ref = ref.max_pool2d(x, **kw)
+    for isa, (y, idx) in each_isa(lambda: ck.max_pool2d(x, **kw)).items():
+        np.testing.assert_array_equal(y, y_ref, err_msg=isa)
+        np.testing.assert_array_equal(idx, idx_ref, err_msg=isa)
+        assert idx.dtype == np.int64
+    dy = rng.standard_normal(y_ref.shape).astype(dtype)
+    # Overlapping windows sum several dy into one input: allow rounding of a short sum.
+    check_each_isa(lambda: ck.max_pool2d_backward(dy, idx_ref, x.shape),
+                   ref.max_pool2d_backward(dy.astype(np.float64), idx_ref, x.shape), dtype, 16,
+                   "max_pool2d backward")
+    snapshot.check()
+
+
+def test_max_pool2d_nan_and_infinities():
+    x = np.array([[[[1.0, np.nan, 3.0], [np.inf, -np.inf, np.nan], [-np.inf, -np.inf, 2.0]]]])
+    for isa, (y, idx) in each_isa(lambda: ck.max_pool2d(x, 2, 1)).items():
+        # A NaN wins its window (the first NaN); an all -inf window still picks an input.
+        assert np.isnan(y[0, 0, 0, 0]) and idx[0, 0, 0, 0] == 1, isa
+        assert np.isnan(y[0, 0, 0, 1]) and idx[0, 0, 0, 1] == 1, isa
+        assert y[0, 0, 1, 0] == np.inf and idx[0, 0, 1, 0] == 3, isa
+        assert np.isnan(y[0, 0, 1, 1]) and idx[0, 0, 1, 1] == 5, isa
+    y, idx = ck.max_pool2d(np.full((1, 1, 2, 2), -np.inf), 2)
+    assert y[0, 0, 0, 0] == -np.inf and idx[0, 0, 0, 0] == 0
+
+
+@given(pool_configs(), st.sampled_from([np.float32, np.float64]), st.booleans())
+def test_avg_pool2d_matches_reference(cfg, dtype, count_include_pad):
+    rng = np.random.default_rng(cfg["seed"])
+    x = rng.standard_normal((cfg["N"], cfg["C"], cfg["H"], cfg["W"])).astype(dtype)
+    snapshot = unchanged(x)
+    kw = dict(pool_kwargs(cfg), count_include_pad=count_include_pad)
+    window = np.prod(np.broadcast_to(cfg["kernel_size"], 2))
+    y_ref = ref.avg_pool2d(x.astype(np.float64), **kw)
+    check_each_isa(lambda: ck.avg_pool2d(x, **kw), y_ref, dtype, window, "avg_pool2d")
+    dy = rng.standard_normal(y_ref.shape).astype(dtype)
+    check_each_isa(lambda: ck.avg_pool2d_backward(dy, x.shape, **kw),
+                   ref.avg_pool2d_backward(dy.astype(np.float64), x.shape, **kw), dtype, 16,
+                   "avg_pool2d backward")
+    snapshot.check()
+
+
+@settings(max_examples=20)
+@given(pool_configs(), st.booleans())
+def test_pooling_gradients_match_finite_differences(cfg, count_include_pad):
+    x, rng = distinct_input(cfg, np.float64)
+    kw = pool_kwargs(cfg)
+    _, idx = ck.max_pool2d(x, **kw)
+    directional_gradcheck(lambda x_: ck.max_pool2d(x_, **kw)[0],
+                          lambda dy, x_: ck.max_pool2d_backward(dy, idx, x_.shape), x, rng,
+                          h=1e-3, what="max_pool2d")
+    kw["count_include_pad"] = count_include_pad
+    directional_gradcheck(lambda x_: ck.avg_pool2d(x_, **kw),
+                          lambda dy, x_: ck.avg_pool2d_backward(dy, x_.shape, **kw), x, rng,
+                          what="avg_pool2d")
+
+
+@pytest.mark.parametrize(
+    "shape, kernel, stride, padding",
+    [
+        ((2, 96, 55, 55), 3, 2, 0),  # AlexNet pool1, overlapping 3x3/2
+        ((2, 256, 27, 27), 3, 2, 0),  # AlexNet pool2
+        ((4, 6, 28, 28), 2, 2, 0),  # LeNet-5 S2
+        ((4, 32, 32, 32), 3, 2, 1),  # cuda-convnet CIFAR pool1
+    ],
+)
+def test_real_pooling_shapes(shape, kernel, stride, padding):
+    rng = np.random.default_rng(3)
+    x = rng.standard_normal(shape).astype(np.float32)
+    for ceil_mode in (False, True):
+        y_ref, idx_ref = ref.max_pool2d(x, kernel, stride, padding, ceil_mode)
+        y, idx = ck.max_pool2d(x, kernel, stride, padding, ceil_mode)
+        np.testing.assert_array_equal(y, y_ref)
+        np.testing.assert_array_equal(idx, idx_ref)
+        assert_close(ck.avg_pool2d(x, kernel, stride, padding, ceil_mode),
+                     ref.avg_pool2d(x.astype(np.float64), kernel, stride, padding, ceil_mode),
+                     np.float32, kernel * kernel, "avg_pool2d")
+
+
+@needs_torch
+@given(pool_configs(), st.sampled_from([np.float32, np.float64]), st.booleans())
+def test_pooling_matches_pytorch(cfg, dtype, count_include_pad):
+    F = torch.nn.functional
+    x, rng = distinct_input(cfg, dtype)
+    kw = pool_kwargs(cfg)
+    tx = torch.from_numpy(x).requires_grad_()
+    ty, tidx = F.max_pool2d(tx, **kw, return_indices=True)
+    y, idx = ck.max_pool2d(x, **kw)
+    np.testing.assert_array_equal(y, ty.detach().numpy())
+    np.testing.assert_array_equal(idx, tidx.numpy())
+    dy = rng.standard_normal(y.shape).astype(dtype)
+    (dx_torch,) = torch.autograd.grad(ty, tx, torch.from_numpy(dy))
+    assert_close(ck.max_pool2d_backward(dy, idx, x.shape), dx_torch.numpy(), dtype, 16,
+                 "max_pool2d backward vs torch")
+
+    kw["count_include_pad"] = count_include_pad
+    ty = F.avg_pool2d(tx, **kw)
+    window = np.prod(np.broadcast_to(cfg["kernel_size"], 2))
+    assert_close(ck.avg_pool2d(x, **kw), ty.detach().numpy(), dtype, window, "avg vs torch")
+    (dx_torch,) = torch.autograd.grad(ty, tx, torch.from_numpy(dy))
+    assert_close(ck.avg_pool2d_backward(dy, x.shape, **kw), dx_torch.numpy(), dtype, 16,
+                 "avg backward vs torch")
