@@ -35,13 +35,25 @@ HEADERS = ["csrc/params.h", "csrc/isa.h", "csrc/kernels.h", "csrc/dispatch.h"]
 # ISA level -> extra compiler flags. Order does not matter here; dispatch.cpp ranks them.
 X86_LEVELS = {
     "avx512": [
-        "-mavx512f", "-mavx512dq", "-mavx512bw", "-mavx512vl", "-mavx2", "-mfma",
+        "-mavx512f",
+        "-mavx512dq",
+        "-mavx512bw",
+        "-mavx512vl",
+        "-mavx2",
+        "-mfma",
         "-mprefer-vector-width=512",
     ],
     "avx2": ["-mavx2", "-mfma"],
     "portable": [],
 }
-COMMON_FLAGS = ["-std=c++17", "-O3", "-ffp-contract=fast", "-fvisibility=hidden", "-Wall", "-Wextra"]
+COMMON_FLAGS = [
+    "-std=c++17",
+    "-O3",
+    "-ffp-contract=fast",
+    "-fvisibility=hidden",
+    "-Wall",
+    "-Wextra",
+]
 
 
 def isa_levels():
@@ -65,10 +77,13 @@ def openmp_flags(compiler_cmd):
         with open(src, "w") as f:
             f.write("#include <omp.h>\nint main() { return omp_get_max_threads() > 0 ? 0 : 1; }\n")
         try:
-            ok = subprocess.run(
-                [compiler_cmd, "-fopenmp", src, "-o", os.path.join(tmp, "t")],
-                capture_output=True,
-            ).returncode == 0
+            ok = (
+                subprocess.run(
+                    [compiler_cmd, "-fopenmp", src, "-o", os.path.join(tmp, "t")],
+                    capture_output=True,
+                ).returncode
+                == 0
+            )
         except OSError:
             ok = False
     return ["-fopenmp"] if ok else []
@@ -96,8 +111,10 @@ def check_isa_symbols(objects):
                 if not any(f"ck::{level}::" in name for level in X86_LEVELS):
                     offenders.add(name)
     if offenders:
-        sys.exit("ISA kernel objects define shared weak symbols (see csrc/isa.h):\n  "
-                 + "\n  ".join(sorted(offenders)))
+        sys.exit(
+            "ISA kernel objects define shared weak symbols (see csrc/isa.h):\n  "
+            + "\n  ".join(sorted(offenders))
+        )
 
 
 class BuildExt(build_ext):
@@ -114,16 +131,21 @@ class BuildExt(build_ext):
         def compile_one(job):
             src, out_dir, level, flags = job
             return self.compiler.compile(
-                [src], output_dir=out_dir, macros=[("CK_ISA", level)], include_dirs=["csrc"],
-                extra_postargs=flags, depends=HEADERS,
+                [src],
+                output_dir=out_dir,
+                macros=[("CK_ISA", level)],
+                include_dirs=["csrc"],
+                extra_postargs=flags,
+                depends=HEADERS,
             )
 
         with ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
             objects = [obj for objs in pool.map(compile_one, jobs) for obj in objs]
         check_isa_symbols(objects)
         ext.extra_objects = objects
-        ext.define_macros += [(f"CK_BUILD_{level.upper()}", "1") for level in levels
-                              if level != "portable"]
+        ext.define_macros += [
+            (f"CK_BUILD_{level.upper()}", "1") for level in levels if level != "portable"
+        ]
         ext.extra_compile_args += COMMON_FLAGS + omp
         ext.extra_link_args += omp
         super().build_extension(ext)
@@ -131,8 +153,13 @@ class BuildExt(build_ext):
 
 setup(
     ext_modules=[
-        Pybind11Extension("convkernels._C", PORTABLE_SOURCES, include_dirs=["csrc"],
-                          depends=HEADERS + KERNEL_SOURCES, cxx_std=17)
+        Pybind11Extension(
+            "convkernels._C",
+            PORTABLE_SOURCES,
+            include_dirs=["csrc"],
+            depends=HEADERS + KERNEL_SOURCES,
+            cxx_std=17,
+        )
     ],
     cmdclass={"build_ext": BuildExt},
 )

@@ -28,10 +28,26 @@ from .ops import (
 __version__ = "0.1.0"
 
 __all__ = [
-    "avg_pool2d", "avg_pool2d_backward", "conv2d", "conv2d_backward_bias",
-    "conv2d_backward_input", "conv2d_backward_weight", "lcn", "lcn_backward", "lrn",
-    "lrn_backward", "max_pool2d", "max_pool2d_backward", "relu", "relu_backward",
-    "cuda_available", "get_isa", "get_num_threads", "info", "set_isa", "set_num_threads",
+    "avg_pool2d",
+    "avg_pool2d_backward",
+    "conv2d",
+    "conv2d_backward_bias",
+    "conv2d_backward_input",
+    "conv2d_backward_weight",
+    "lcn",
+    "lcn_backward",
+    "lrn",
+    "lrn_backward",
+    "max_pool2d",
+    "max_pool2d_backward",
+    "relu",
+    "relu_backward",
+    "cuda_available",
+    "get_isa",
+    "get_num_threads",
+    "info",
+    "set_isa",
+    "set_num_threads",
     "supported_isas",
 ]
 

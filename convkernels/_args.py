@@ -22,13 +22,16 @@ def as_array(obj, op, name):
         try:
             return np.from_dlpack(obj)
         except (TypeError, BufferError, RuntimeError, ValueError) as e:
-            raise TypeError(f"{op}: {name} could not be read through __dlpack__ "
-                            f"(CPU arrays only): {e}") from e
+            raise TypeError(
+                f"{op}: {name} could not be read through __dlpack__ (CPU arrays only): {e}"
+            ) from e
     try:
         return np.asarray(memoryview(obj))
     except TypeError:
-        raise TypeError(f"{op}: {name} must be an array (NumPy, or any object with the buffer "
-                        f"protocol or __dlpack__), got {type(obj).__name__}") from None
+        raise TypeError(
+            f"{op}: {name} must be an array (NumPy, or any object with the buffer "
+            f"protocol or __dlpack__), got {type(obj).__name__}"
+        ) from None
 
 
 def as_int(value, op, name):
@@ -58,8 +61,9 @@ def as_shape4(value, op, name):
     try:
         items = list(value)
     except TypeError:
-        raise TypeError(f"{op}: {name} must be a sequence of 4 ints (N, C, H, W), "
-                        f"got {type(value).__name__}") from None
+        raise TypeError(
+            f"{op}: {name} must be a sequence of 4 ints (N, C, H, W), got {type(value).__name__}"
+        ) from None
     if len(items) != 4:
         raise ValueError(f"{op}: {name} must have 4 entries (N, C, H, W), got {value!r}")
     return tuple(as_int(v, op, name) for v in items)

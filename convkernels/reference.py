@@ -13,7 +13,7 @@ Conventions (see DESIGN.md):
 * computation is done in the dtype of the (first) input array when it is float32 or float64, and
   in float64 otherwise; outputs have that dtype;
 * convolution is cross-correlation (like PyTorch):
-  ``y[n,k,p,q] = b[k] + sum_{c,r,s} x[n, g*Cg + c, p*sh - ph + r*dh, q*sw - pw + s*dw] * w[k,c,r,s]``
+  ``y[n,k,p,q] = b[k] + sum_{c,r,s} x[n, g*Cg+c, p*sh - ph + r*dh, q*sw - pw + s*dw] w[k,c,r,s]``
   with ``g = k // (K/groups)`` and zero padding;
 * pooling output size follows PyTorch, including its ``ceil_mode`` rule (the last window must
   start inside the input or its left padding), and PyTorch's restriction ``padding <= kernel//2``;
@@ -46,6 +46,7 @@ __all__ = [
 # small helpers
 # --------------------------------------------------------------------------------------------
 
+
 def _float_array(a, name, dtype=None):
     """Return ``a`` as a float ndarray (its own dtype if float32/float64, else float64)."""
     a = np.asarray(a)
@@ -71,8 +72,9 @@ def _pair(v, name):
         raise TypeError(f"{name}: expected an int or a pair of ints, got {v!r}") from None
     if len(t) == 1:
         t = t * 2
-    if len(t) != 2 or not all(isinstance(e, (int, np.integer)) and not isinstance(e, bool)
-                              for e in t):
+    if len(t) != 2 or not all(
+        isinstance(e, (int, np.integer)) and not isinstance(e, bool) for e in t
+    ):
         raise ValueError(f"{name}: expected an int or a pair of ints, got {v!r}")
     return int(t[0]), int(t[1])
 
@@ -88,6 +90,7 @@ def _shape4(shape, name):
 # output sizes
 # --------------------------------------------------------------------------------------------
 
+
 def conv2d_output_size(H, R, stride, padding, dilation):
     """P = floor((H + 2*padding - dilation*(R-1) - 1) / stride) + 1  (may be <= 0: no output)."""
     return (H + 2 * padding - dilation * (R - 1) - 1) // stride + 1
@@ -101,7 +104,7 @@ def pool_output_size(H, k, stride, padding, ceil_mode):
     """
     num = H + 2 * padding - k
     if ceil_mode:
-        out = -((-num) // stride) + 1          # ceil division (exact for negative num too)
+        out = -((-num) // stride) + 1  # ceil division (exact for negative num too)
         if (out - 1) * stride >= H + padding:
             out -= 1
     else:
@@ -113,6 +116,7 @@ def pool_output_size(H, k, stride, padding, ceil_mode):
 # conv2d
 # --------------------------------------------------------------------------------------------
 
+
 def _conv_geometry(x_shape, w_shape, stride, padding, dilation, groups):
     N, C, H, W = x_shape
     K, Cg, R, S = w_shape
@@ -120,16 +124,19 @@ def _conv_geometry(x_shape, w_shape, stride, padding, dilation, groups):
     ph, pw = _pair(padding, "padding")
     dh, dw = _pair(dilation, "dilation")
     if min(sh, sw, dh, dw) < 1:
-        raise ValueError(f"stride and dilation must be >= 1, got stride={stride!r}, "
-                         f"dilation={dilation!r}")
+        raise ValueError(
+            f"stride and dilation must be >= 1, got stride={stride!r}, dilation={dilation!r}"
+        )
     if min(ph, pw) < 0:
         raise ValueError(f"padding must be >= 0, got {padding!r}")
     if not isinstance(groups, (int, np.integer)) or groups < 1:
         raise ValueError(f"groups must be a positive int, got {groups!r}")
     G = int(groups)
     if C != Cg * G:
-        raise ValueError(f"weight: expected shape (K, C/groups={C}/{G}, R, S), got {w_shape} "
-                         f"for input channels C={C}")
+        raise ValueError(
+            f"weight: expected shape (K, C/groups={C}/{G}, R, S), got {w_shape} "
+            f"for input channels C={C}"
+        )
     if K % G != 0:
         raise ValueError(f"weight: K={K} output channels must be divisible by groups={G}")
     if min(R, S) < 1:
@@ -137,24 +144,46 @@ def _conv_geometry(x_shape, w_shape, stride, padding, dilation, groups):
     P = conv2d_output_size(H, R, sh, ph, dh)
     Q = conv2d_output_size(W, S, sw, pw, dw)
     if P < 1 or Q < 1:
-        raise ValueError(f"conv2d: output size ({P}, {Q}) is empty for input {x_shape}, "
-                         f"weight {w_shape}, stride {(sh, sw)}, padding {(ph, pw)}, "
-                         f"dilation {(dh, dw)}")
-    return dict(N=N, C=C, H=H, W=W, K=K, Cg=Cg, Kg=K // G, G=G, R=R, S=S,
-                sh=sh, sw=sw, ph=ph, pw=pw, dh=dh, dw=dw, P=P, Q=Q)
+        raise ValueError(
+            f"conv2d: output size ({P}, {Q}) is empty for input {x_shape}, "
+            f"weight {w_shape}, stride {(sh, sw)}, padding {(ph, pw)}, "
+            f"dilation {(dh, dw)}"
+        )
+    return dict(
+        N=N,
+        C=C,
+        H=H,
+        W=W,
+        K=K,
+        Cg=Cg,
+        Kg=K // G,
+        G=G,
+        R=R,
+        S=S,
+        sh=sh,
+        sw=sw,
+        ph=ph,
+        pw=pw,
+        dh=dh,
+        dw=dw,
+        P=P,
+        Q=Q,
+    )
 
 
 def _tap_slices(g, r, s):
     """Slices of the padded input that kernel tap (r, s) reads, for all output positions."""
     h0, w0 = r * g["dh"], s * g["dw"]
-    return (slice(h0, h0 + g["sh"] * (g["P"] - 1) + 1, g["sh"]),
-            slice(w0, w0 + g["sw"] * (g["Q"] - 1) + 1, g["sw"]))
+    return (
+        slice(h0, h0 + g["sh"] * (g["P"] - 1) + 1, g["sh"]),
+        slice(w0, w0 + g["sw"] * (g["Q"] - 1) + 1, g["sw"]),
+    )
 
 
 def conv2d(x, w, b=None, stride=1, padding=0, dilation=1, groups=1):
     """2-D cross-correlation, like torch.nn.functional.conv2d.
 
-    y[n,k,p,q] = b[k] + sum_{c<Cg, r<R, s<S} w[k,c,r,s] * xpad[n, g*Cg + c, p*sh + r*dh, q*sw + s*dw]
+    y[n,k,p,q] = b[k] + sum_{c<Cg, r<R, s<S} w[k,c,r,s] xpad[n, g*Cg + c, p*sh + r*dh, q*sw + s*dw]
     where g = k // (K/groups), Cg = C/groups and xpad is x zero-padded by (ph, pw) on each side.
     """
     x = _float_array(x, "x")
@@ -184,7 +213,7 @@ def conv2d_backward_input(dy, w, input_shape, stride=1, padding=0, dilation=1, g
     """Gradient of conv2d with respect to x (the adjoint of the forward map x -> y).
 
     dx[n, g*Cg + c, h, w'] = sum_{k in group g, r, s, p, q : p*sh - ph + r*dh = h,
-                                                         q*sw - pw + s*dw = w'} dy[n,k,p,q] w[k,c,r,s]
+                                 q*sw - pw + s*dw = w'} dy[n,k,p,q] w[k,c,r,s]
     Input rows/columns that no window reaches (when H + 2p - ... is not divisible by the stride)
     get zero gradient.
     """
@@ -206,7 +235,7 @@ def conv2d_backward_input(dy, w, input_shape, stride=1, padding=0, dilation=1, g
             hs, ws = _tap_slices(g, r, s)
             dxp[:, :, :, hs, ws] += np.einsum("ngkpq,gkc->ngcpq", dyg, wg[:, :, :, r, s])
     dxp = dxp.reshape(N, C, Hp, Wp)
-    return np.ascontiguousarray(dxp[:, :, g["ph"]:g["ph"] + H, g["pw"]:g["pw"] + W])
+    return np.ascontiguousarray(dxp[:, :, g["ph"] : g["ph"] + H, g["pw"] : g["pw"] + W])
 
 
 def conv2d_backward_weight(x, dy, weight_shape, stride=1, padding=0, dilation=1, groups=1):
@@ -245,6 +274,7 @@ def conv2d_backward_bias(dy):
 # pooling
 # --------------------------------------------------------------------------------------------
 
+
 def _pool_geometry(x_shape, kernel_size, stride, padding, ceil_mode):
     N, C, H, W = x_shape
     kh, kw = _pair(kernel_size, "kernel_size")
@@ -254,27 +284,48 @@ def _pool_geometry(x_shape, kernel_size, stride, padding, ceil_mode):
         sh, sw = _pair(stride, "stride")
     ph, pw = _pair(padding, "padding")
     if min(kh, kw) < 1 or min(sh, sw) < 1:
-        raise ValueError(f"kernel_size and stride must be >= 1, got kernel_size={kernel_size!r}, "
-                         f"stride={stride!r}")
+        raise ValueError(
+            f"kernel_size and stride must be >= 1, got kernel_size={kernel_size!r}, "
+            f"stride={stride!r}"
+        )
     if min(ph, pw) < 0 or ph > kh // 2 or pw > kw // 2:
-        raise ValueError(f"padding must be between 0 and half the kernel size, got "
-                         f"padding={padding!r} for kernel_size={kernel_size!r}")
+        raise ValueError(
+            f"padding must be between 0 and half the kernel size, got "
+            f"padding={padding!r} for kernel_size={kernel_size!r}"
+        )
     P = pool_output_size(H, kh, sh, ph, bool(ceil_mode))
     Q = pool_output_size(W, kw, sw, pw, bool(ceil_mode))
     if P < 1 or Q < 1:
-        raise ValueError(f"pooling: output size ({P}, {Q}) is empty for input {x_shape}, "
-                         f"kernel {(kh, kw)}, stride {(sh, sw)}, padding {(ph, pw)}")
+        raise ValueError(
+            f"pooling: output size ({P}, {Q}) is empty for input {x_shape}, "
+            f"kernel {(kh, kw)}, stride {(sh, sw)}, padding {(ph, pw)}"
+        )
     # padded extent that every window fits in (ceil_mode windows may run past the right padding)
     Hx = max(H + 2 * ph, (P - 1) * sh + kh)
     Wx = max(W + 2 * pw, (Q - 1) * sw + kw)
-    return dict(N=N, C=C, H=H, W=W, kh=kh, kw=kw, sh=sh, sw=sw, ph=ph, pw=pw, P=P, Q=Q,
-                pad=((0, 0), (0, 0), (ph, Hx - H - ph), (pw, Wx - W - pw)))
+    return dict(
+        N=N,
+        C=C,
+        H=H,
+        W=W,
+        kh=kh,
+        kw=kw,
+        sh=sh,
+        sw=sw,
+        ph=ph,
+        pw=pw,
+        P=P,
+        Q=Q,
+        pad=((0, 0), (0, 0), (ph, Hx - H - ph), (pw, Wx - W - pw)),
+    )
 
 
 def _pool_tap_slices(g, i, j):
     """Slices of the padded input holding tap (i, j) of every pooling window."""
-    return (slice(i, i + g["sh"] * (g["P"] - 1) + 1, g["sh"]),
-            slice(j, j + g["sw"] * (g["Q"] - 1) + 1, g["sw"]))
+    return (
+        slice(i, i + g["sh"] * (g["P"] - 1) + 1, g["sh"]),
+        slice(j, j + g["sw"] * (g["Q"] - 1) + 1, g["sw"]),
+    )
 
 
 def max_pool2d(x, kernel_size, stride=None, padding=0, ceil_mode=False):
@@ -292,7 +343,7 @@ def max_pool2d(x, kernel_size, stride=None, padding=0, ceil_mode=False):
     g = _pool_geometry(x.shape, kernel_size, stride, padding, ceil_mode)
     N, C, W, P, Q = g["N"], g["C"], g["W"], g["P"], g["Q"]
     xp = np.pad(x, g["pad"], constant_values=-np.inf)
-    hstart = np.arange(P) * g["sh"] - g["ph"]          # window origins in input coordinates
+    hstart = np.arange(P) * g["sh"] - g["ph"]  # window origins in input coordinates
     wstart = np.arange(Q) * g["sw"] - g["pw"]
     best = np.full((N, C, P, Q), -np.inf, dtype=x.dtype)
     first_inside = np.maximum(hstart, 0)[:, None] * W + np.maximum(wstart, 0)[None, :]
@@ -301,7 +352,7 @@ def max_pool2d(x, kernel_size, stride=None, padding=0, ceil_mode=False):
         for j in range(g["kw"]):
             hs, ws = _pool_tap_slices(g, i, j)
             val = xp[:, :, hs, ws]
-            flat = (hstart + i)[:, None] * W + (wstart + j)[None, :]   # garbage in padding,
+            flat = (hstart + i)[:, None] * W + (wstart + j)[None, :]  # garbage in padding,
             # but padding is -inf and never taken.
             # NaN rule: a NaN replaces a non-NaN maximum; once the maximum is NaN nothing
             # replaces it (first NaN wins).  PyTorch's loop (val > max || isnan(val)) would
@@ -339,6 +390,7 @@ def _avg_divisor(g, count_include_pad):
     (window clipped to the padded input); then hstart/hend are clipped to [0, H] and the divisor
     is pool_size if count_include_pad else (hend-hstart)*(wend-wstart) of the clipped window.
     """
+
     def one_axis(n_out, k, s, p, L):
         start = np.arange(n_out) * s - p
         end = np.minimum(start + k, L + p)
@@ -370,8 +422,9 @@ def avg_pool2d(x, kernel_size, stride=None, padding=0, ceil_mode=False, count_in
     return acc / _avg_divisor(g, count_include_pad).astype(x.dtype)
 
 
-def avg_pool2d_backward(dy, input_shape, kernel_size, stride=None, padding=0, ceil_mode=False,
-                        count_include_pad=True):
+def avg_pool2d_backward(
+    dy, input_shape, kernel_size, stride=None, padding=0, ceil_mode=False, count_include_pad=True
+):
     """Gradient of avg_pool2d: every in-bounds element of window (p, q) receives
     dy[n,c,p,q] / divisor[p,q]."""
     dy = _float_array(dy, "dy")
@@ -388,18 +441,19 @@ def avg_pool2d_backward(dy, input_shape, kernel_size, stride=None, padding=0, ce
         for j in range(g["kw"]):
             hs, ws = _pool_tap_slices(g, i, j)
             dxp[:, :, hs, ws] += gy
-    return np.ascontiguousarray(dxp[:, :, ph:ph + H, pw:pw + W])
+    return np.ascontiguousarray(dxp[:, :, ph : ph + H, pw : pw + W])
 
 
 # --------------------------------------------------------------------------------------------
 # ReLU
 # --------------------------------------------------------------------------------------------
 
+
 def relu(x, negative_slope=0.0):
     """y = x if x > 0 else negative_slope * x   (NaN stays NaN; with slope 0, -inf -> 0)."""
     x = _float_array(x, "x")
     if negative_slope == 0:
-        neg = np.zeros_like(x)                       # max(0, x): avoids 0 * -inf = NaN
+        neg = np.zeros_like(x)  # max(0, x): avoids 0 * -inf = NaN
     else:
         neg = x * x.dtype.type(negative_slope)
     return np.where((x > 0) | np.isnan(x), x, neg)
@@ -421,6 +475,7 @@ def relu_backward(dy, x, negative_slope=0.0):
 # --------------------------------------------------------------------------------------------
 # LRN (cross-channel local response normalization, AlexNet section 3.3)
 # --------------------------------------------------------------------------------------------
+
 
 def _lrn_window(c, size, C):
     """Channels j in W(c) = [c - size//2, c + (size-1)//2] clipped to [0, C), as a slice."""
@@ -476,13 +531,14 @@ def lrn_backward(dy, x, size, alpha=1e-4, beta=0.75, k=1.0):
     for i in range(C):
         lo = max(i - (size - 1) // 2, 0)
         hi = min(i + size // 2, C - 1)
-        dx[:, i] -= coef * x[:, i] * T[:, lo:hi + 1].sum(axis=1)
+        dx[:, i] -= coef * x[:, i] * T[:, lo : hi + 1].sum(axis=1)
     return dx
 
 
 # --------------------------------------------------------------------------------------------
 # LCN (local contrast normalization, Jarrett et al. 2009)
 # --------------------------------------------------------------------------------------------
+
 
 def _gaussian_window(size, sigma, dtype):
     """G[p,q] proportional to exp(-(dp^2 + dq^2) / (2 sigma^2)), dp,dq = offsets from the centre,
@@ -503,7 +559,7 @@ def _corr_same(img, G):
     out = np.zeros_like(img)
     for p in range(size):
         for q in range(size):
-            out += G[p, q] * imgp[:, p:p + H, q:q + W]
+            out += G[p, q] * imgp[:, p : p + H, q : q + W]
     return out
 
 
@@ -515,14 +571,18 @@ def _corr_same_adjoint(g, G):
     outp = np.zeros((N, H + 2 * r, W + 2 * r), dtype=g.dtype)
     for p in range(size):
         for q in range(size):
-            outp[:, p:p + H, q:q + W] += G[p, q] * g
-    return outp[:, r:r + H, r:r + W]
+            outp[:, p : p + H, q : q + W] += G[p, q] * g
+    return outp[:, r : r + H, r : r + W]
 
 
 def _lcn_check(x, size, sigma, eps):
     _check_ndim(x, 4, "x")
-    if (not isinstance(size, (int, np.integer)) or isinstance(size, bool) or size < 1
-            or size % 2 == 0):
+    if (
+        not isinstance(size, (int, np.integer))
+        or isinstance(size, bool)
+        or size < 1
+        or size % 2 == 0
+    ):
         raise ValueError(f"size: expected a positive odd int, got {size!r}")
     if not sigma > 0:
         raise ValueError(f"sigma: expected > 0, got {sigma!r}")
@@ -535,16 +595,16 @@ def _lcn_forward(x, size, sigma, eps):
     N, C, H, W = x.shape
     dt = x.dtype
     G = _gaussian_window(size, sigma, dt)
-    Nmask = _corr_same(np.ones((1, H, W), dtype=dt), G)[0]        # sum of G over inside taps
+    Nmask = _corr_same(np.ones((1, H, W), dtype=dt), G)[0]  # sum of G over inside taps
     # LCN is invariant to adding a constant to a sample, so work on x - x[n,0,0,0]: identical
     # in exact arithmetic, but a constant image then gives v == 0 exactly (no rounding residue
     # amplified by 1/eps) and a large DC offset costs no precision.
     xc = x - x[:, :1, :1, :1]
-    m = _corr_same(xc.mean(axis=1), G) / Nmask                    # (N,H,W)
-    v = xc - m[:, None]                                            # (N,C,H,W)
-    s = _corr_same((v * v).mean(axis=1), G) / Nmask                # (N,H,W), >= 0
+    m = _corr_same(xc.mean(axis=1), G) / Nmask  # (N,H,W)
+    v = xc - m[:, None]  # (N,C,H,W)
+    s = _corr_same((v * v).mean(axis=1), G) / Nmask  # (N,H,W), >= 0
     sig = np.sqrt(s)
-    cmean = sig.mean(axis=(1, 2))                                  # (N,)
+    cmean = sig.mean(axis=(1, 2))  # (N,)
     d = np.maximum(np.maximum(cmean[:, None, None], sig), dt.type(eps))
     return dict(G=G, Nmask=Nmask, v=v, sig=sig, cmean=cmean, d=d)
 
@@ -599,7 +659,7 @@ def lcn_backward(dy, x, size=9, sigma=2.0, eps=1e-4):
     to_sig = (sig >= cmean[:, None, None]) & (sig >= eps)
     to_cmean = ~to_sig & (cmean >= eps)[:, None, None]
     gsig = np.where(to_sig, gd, 0)
-    gcmean = np.where(to_cmean, gd, 0).sum(axis=(1, 2))           # (N,)
+    gcmean = np.where(to_cmean, gd, 0).sum(axis=(1, 2))  # (N,)
 
     # cmean = mean(sigma_map)
     gsig = gsig + gcmean[:, None, None] / (H * W)
@@ -610,7 +670,7 @@ def lcn_backward(dy, x, size=9, sigma=2.0, eps=1e-4):
     gs[pos] = gsig[pos] / (2 * sig[pos])
 
     # s = corr(mean_c v^2) / Nmask
-    gq = _corr_same_adjoint(gs / Nmask, G)                         # grad of mean_c v^2
+    gq = _corr_same_adjoint(gs / Nmask, G)  # grad of mean_c v^2
     gv = gv + (2.0 / C) * v * gq[:, None]
 
     # v = x - m ;  m = corr(mean_c x) / Nmask

@@ -45,7 +45,9 @@ void check(const std::string& msg) {
   if (!msg.empty()) fail(msg);
 }
 
-std::string dtype_name(const py::array& a) { return py::str(a.dtype()).cast<std::string>(); }
+std::string dtype_name(const py::array& a) {
+  return py::str(a.dtype()).cast<std::string>();
+}
 
 std::string shape_str(const py::array& a) {
   std::string s = "(";
@@ -75,7 +77,8 @@ Dtype float_dtype(const py::array& a, const char* op, const char* name) {
 }
 
 // The dtype shared by all float inputs of an op; a TypeError names the first that differs.
-Dtype same_dtype(const char* op, std::initializer_list<std::pair<const py::array*, const char*>> arrays) {
+Dtype same_dtype(const char* op,
+                 std::initializer_list<std::pair<const py::array*, const char*>> arrays) {
   const auto& first = *arrays.begin();
   const Dtype dtype = float_dtype(*first.first, op, first.second);
   for (const auto& [array, name] : arrays) {
@@ -96,7 +99,9 @@ void require_ndim(const py::array& a, py::ssize_t ndim, const char* op, const ch
   }
 }
 
-Shape4 shape4(const py::array& a) { return {a.shape(0), a.shape(1), a.shape(2), a.shape(3)}; }
+Shape4 shape4(const py::array& a) {
+  return {a.shape(0), a.shape(1), a.shape(2), a.shape(3)};
+}
 
 std::string shape4_str(const Shape4& s) {
   return "(" + std::to_string(s[0]) + ", " + std::to_string(s[1]) + ", " + std::to_string(s[2]) +
@@ -120,8 +125,8 @@ template <typename T>
 py::array_t<T> new_array(std::vector<py::ssize_t> shape) {
   py::array_t<T> a(std::move(shape));
   if (poison_outputs.load()) {
-    const T poison = std::numeric_limits<T>::has_quiet_NaN ? std::numeric_limits<T>::quiet_NaN()
-                                                           : T(-1);
+    const T poison =
+        std::numeric_limits<T>::has_quiet_NaN ? std::numeric_limits<T>::quiet_NaN() : T(-1);
     std::fill(a.mutable_data(), a.mutable_data() + a.size(), poison);
   }
   return a;
@@ -166,7 +171,8 @@ Conv2dParams conv_params(const Shape4& x, const Shape4& w, const ConvArgs& a,
 
 Shape4 shape_arg(const Shape4& s, const char* op, const char* name) {
   for (int64_t v : s) {
-    if (v < 1) fail(std::string(op) + ": " + name + " must be 4 positive sizes, got " + shape4_str(s));
+    if (v < 1)
+      fail(std::string(op) + ": " + name + " must be 4 positive sizes, got " + shape4_str(s));
   }
   return s;
 }
@@ -305,8 +311,10 @@ py::array max_pool2d_backward(py::handle dy_obj, py::handle idx_obj, Shape4 inpu
   require_ndim(dy, 4, op, "dy", "(N, C, P, Q)");
   const Dtype dtype = float_dtype(dy, op, "dy");
   if (!idx.dtype().is(py::dtype::of<int64_t>())) {
-    throw py::type_error(std::string(op) + ": idx must have dtype int64 (as returned by "
-                         "max_pool2d), got " + dtype_name(idx));
+    throw py::type_error(std::string(op) +
+                         ": idx must have dtype int64 (as returned by "
+                         "max_pool2d), got " +
+                         dtype_name(idx));
   }
   require_shape(idx, shape4(dy), op, "idx", "(the shape of dy)");
   shape_arg(input_shape, op, "input_shape");
@@ -317,8 +325,8 @@ py::array max_pool2d_backward(py::handle dy_obj, py::handle idx_obj, Shape4 inpu
     fail(std::string(op) + ": input_shape " + shape4_str(input_shape) + " overflows int64");
   }
   if (dy.shape(0) != p.N || dy.shape(1) != p.C) {
-    fail(std::string(op) + ": dy has shape " + shape_str(dy) +
-         " but input_shape " + shape4_str(input_shape) + " has a different batch or channel count");
+    fail(std::string(op) + ": dy has shape " + shape_str(dy) + " but input_shape " +
+         shape4_str(input_shape) + " has a different batch or channel count");
   }
   const int64_t plane = p.H * p.W, count = static_cast<int64_t>(idx.size());
   const int64_t* idx_ptr = ptr<int64_t>(idx);
@@ -449,8 +457,8 @@ py::array lrn(py::handle x_obj, int64_t size, double alpha, double beta, double 
   });
 }
 
-py::array lrn_backward(py::handle dy_obj, py::handle x_obj, int64_t size, double alpha,
-                       double beta, double k) {
+py::array lrn_backward(py::handle dy_obj, py::handle x_obj, int64_t size, double alpha, double beta,
+                       double k) {
   const char* op = "lrn_backward";
   const py::array dy = input(dy_obj, op, "dy"), x = input(x_obj, op, "x");
   require_ndim(x, 4, op, "x", "(N, C, H, W)");
@@ -542,10 +550,9 @@ py::array gemm(py::handle a_obj, py::handle b_obj, py::handle c_obj, bool trans_
     if (has_c) std::copy(ptr<T>(c), ptr<T>(c) + M * N, out_ptr);
     const T beta_t = has_c ? static_cast<T>(beta) : T(0);
     py::gil_scoped_release release;
-    active_kernels().table<T>().gemm(trans_a ? GemmTrans::Yes : GemmTrans::No,
-                                     trans_b ? GemmTrans::Yes : GemmTrans::No, M, N, K,
-                                     static_cast<T>(alpha), ptr<T>(a), a.shape(1), ptr<T>(b),
-                                     b.shape(1), beta_t, out_ptr, N);
+    active_kernels().table<T>().gemm(
+        trans_a ? GemmTrans::Yes : GemmTrans::No, trans_b ? GemmTrans::Yes : GemmTrans::No, M, N, K,
+        static_cast<T>(alpha), ptr<T>(a), a.shape(1), ptr<T>(b), b.shape(1), beta_t, out_ptr, N);
     return out;
   });
 }
@@ -553,7 +560,9 @@ py::array gemm(py::handle a_obj, py::handle b_obj, py::handle c_obj, bool trans_
 // ---------------------------------------------------------------------------------------------
 // run-time settings
 
-void set_isa_or_raise(const std::string& name) { check(set_isa(name)); }
+void set_isa_or_raise(const std::string& name) {
+  check(set_isa(name));
+}
 
 int get_num_threads() {
 #ifdef _OPENMP

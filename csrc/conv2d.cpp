@@ -30,8 +30,8 @@ ConvDims conv_dims(const Conv2dParams& p) {
   d.CRS = d.Cg * d.RS;
   d.PQ = p.P * p.Q;
   d.HW = p.H * p.W;
-  d.pointwise = p.R == 1 && p.S == 1 && p.stride.h == 1 && p.stride.w == 1 && p.pad.h == 0 &&
-                p.pad.w == 0;
+  d.pointwise =
+      p.R == 1 && p.S == 1 && p.stride.h == 1 && p.stride.w == 1 && p.pad.h == 0 && p.pad.w == 0;
   return d;
 }
 
@@ -46,20 +46,22 @@ void valid_range(int64_t offset, int64_t stride, int64_t in_size, int64_t out_si
   if (*lo > *hi) *lo = *hi;
 }
 
-// Visits every (row of col, output row oh) pair with the input row it reads, or -1 for padding.
-// fn(col_row_pointer_offset, ih, oh, iw_offset, ow_lo, ow_hi) handles one output row.
+// Calls row(at, c, ih, w_off, ow_lo, ow_hi) for every row of col and output row oh: `at` is the
+// offset of that (col row, oh) segment of Q entries in col, c the input channel, ih the input row
+// read (may lie in the padding), w_off the input column of ow = 0, and [ow_lo, ow_hi) the
+// output columns whose input column lies inside the image.
 template <typename Fn>
-void for_each_col_row(const Conv2dParams& p, const ConvDims& d, Fn fn) {
+void for_each_col_row(const Conv2dParams& p, const ConvDims& d, Fn row) {
   for (int64_t c = 0; c < d.Cg; ++c) {
     for (int64_t r = 0; r < p.R; ++r) {
       for (int64_t s = 0; s < p.S; ++s) {
-        const int64_t row = (c * p.R + r) * p.S + s;
+        const int64_t col_row = (c * p.R + r) * p.S + s;
         const int64_t w_off = s * p.dilation.w - p.pad.w;
         int64_t ow_lo, ow_hi;
         valid_range(w_off, p.stride.w, p.W, p.Q, &ow_lo, &ow_hi);
         for (int64_t oh = 0; oh < p.P; ++oh) {
           const int64_t ih = oh * p.stride.h - p.pad.h + r * p.dilation.h;
-          fn(row * d.PQ + oh * p.Q, c, ih, w_off, ow_lo, ow_hi);
+          row(col_row * d.PQ + oh * p.Q, c, ih, w_off, ow_lo, ow_hi);
         }
       }
     }
@@ -70,31 +72,29 @@ void for_each_col_row(const Conv2dParams& p, const ConvDims& d, Fn fn) {
 template <typename T>
 void im2col(const Conv2dParams& p, const ConvDims& d, const T* x_g, T* col) {
   const int64_t sw = p.stride.w;
-  for_each_col_row(p, d, [&](int64_t at, int64_t c, int64_t ih, int64_t w_off, int64_t lo,
-                             int64_t hi) {
+  auto copy_row = [&](int64_t at, int64_t c, int64_t ih, int64_t w_off, int64_t lo, int64_t hi) {
     T* dst = col + at;
-    if (ih < 0 || ih >= p.H) {
-      for (int64_t ow = 0; ow < p.Q; ++ow) dst[ow] = T(0);
-      return;
-    }
-    const T* src = x_g + (c * p.H + ih) * p.W;
+    const bool inside = ih >= 0 && ih < p.H;
+    if (!inside) lo = hi = p.Q;  // the whole row is padding
+    const T* src = x_g + (inside ? (c * p.H + ih) * p.W : 0);
     for (int64_t ow = 0; ow < lo; ++ow) dst[ow] = T(0);
     for (int64_t ow = lo; ow < hi; ++ow) dst[ow] = src[ow * sw + w_off];
     for (int64_t ow = hi; ow < p.Q; ++ow) dst[ow] = T(0);
-  });
+  };
+  for_each_col_row(p, d, copy_row);
 }
 
 // dx_g (Cg, H, W) += col2im(dcol); entries of dcol that fall on padding are dropped.
 template <typename T>
 void col2im_add(const Conv2dParams& p, const ConvDims& d, const T* dcol, T* dx_g) {
   const int64_t sw = p.stride.w;
-  for_each_col_row(p, d, [&](int64_t at, int64_t c, int64_t ih, int64_t w_off, int64_t lo,
-                             int64_t hi) {
+  auto add_row = [&](int64_t at, int64_t c, int64_t ih, int64_t w_off, int64_t lo, int64_t hi) {
     if (ih < 0 || ih >= p.H) return;
     const T* src = dcol + at;
     T* dst = dx_g + (c * p.H + ih) * p.W;
     for (int64_t ow = lo; ow < hi; ++ow) dst[ow * sw + w_off] += src[ow];
-  });
+  };
+  for_each_col_row(p, d, add_row);
 }
 
 // Per-thread scratch: an im2col panel of col_size elements, then the GEMM's workspace.
@@ -211,7 +211,7 @@ void conv2d_backward_bias(const Conv2dParams& p, const T* dy, T* db) {
   }
 }
 
-#define CK_INSTANTIATE(T)                                                                  \
+#define CK_INSTANTIATE(T)                                                                 \
   template void conv2d_forward<T>(const Conv2dParams&, const T*, const T*, const T*, T*); \
   template void conv2d_backward_input<T>(const Conv2dParams&, const T*, const T*, T*);    \
   template void conv2d_backward_weight<T>(const Conv2dParams&, const T*, const T*, T*);   \

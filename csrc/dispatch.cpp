@@ -78,7 +78,9 @@ std::vector<std::string> compiled_isas() {
   return names;
 }
 
-const IsaKernels& active_kernels() { return *active().load(); }
+const IsaKernels& active_kernels() {
+  return *active().load();
+}
 
 std::string set_isa(const std::string& name) {
   for (const Level& level : levels()) {

@@ -1,7 +1,8 @@
 // Cross-channel local response normalization (AlexNet section 3.3), PyTorch's convention:
 //   D_c = k + alpha / size * sum_{j in W(c)} x_j^2,  W(c) = [c - size/2, c + (size-1)/2] in [0, C)
 //   y_c = x_c * D_c^-beta
-//   dx_i = dy_i * D_i^-beta - 2 alpha beta / size * x_i * sum_{c : i in W(c)} dy_c x_c D_c^(-beta-1)
+//   dx_i = dy_i * D_i^-beta - 2 alpha beta / size * x_i * sum_{c : i in W(c)} dy_c x_c
+//   D_c^(-beta-1)
 // and i in W(c) exactly when c in [i - (size-1)/2, i + size/2].
 //
 // Legend: N batch, C channels, H W spatial size, HW = H * W. Work is split into tasks of one

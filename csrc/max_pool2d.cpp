@@ -59,8 +59,7 @@ void max_pool2d_backward(const Pool2dParams& p, const T* dy, const int64_t* argm
 
 template void max_pool2d_forward<float>(const Pool2dParams&, const float*, float*, int64_t*);
 template void max_pool2d_forward<double>(const Pool2dParams&, const double*, double*, int64_t*);
-template void max_pool2d_backward<float>(const Pool2dParams&, const float*, const int64_t*,
-                                         float*);
+template void max_pool2d_backward<float>(const Pool2dParams&, const float*, const int64_t*, float*);
 template void max_pool2d_backward<double>(const Pool2dParams&, const double*, const int64_t*,
                                           double*);
 

@@ -111,9 +111,9 @@ std::string conv2d_check(Conv2dParams& p, int64_t weight_channels, const ConvArg
   p.P = conv_output_size(p.H, p.R, p.stride.h, p.pad.h, p.dilation.h);
   p.Q = conv_output_size(p.W, p.S, p.stride.w, p.pad.w, p.dilation.w);
   if (p.P < 1 || p.Q < 1) {
-    s << op << ": output would be empty: " << names.input << " spatial size (" << p.H << ", "
-      << p.W << ") with padding " << hw_str(p.pad) << " is smaller than the kernel " << p.R << "x"
-      << p.S << " dilated by " << hw_str(p.dilation);
+    s << op << ": output would be empty: " << names.input << " spatial size (" << p.H << ", " << p.W
+      << ") with padding " << hw_str(p.pad) << " is smaller than the kernel " << p.R << "x" << p.S
+      << " dilated by " << hw_str(p.dilation);
     return s.str();
   }
   // The im2col panel of one sample, (C/groups * R * S) x (P * Q), must be addressable too.
@@ -175,8 +175,7 @@ std::string lcn_check(const LcnParams& p) {
   std::string err = check_dims("lcn", "x", p.N, p.C, p.H, p.W);
   if (!err.empty()) return err;
   if (p.size < 1 || p.size % 2 == 0 || p.size > 4095) {
-    return "lcn: size must be an odd window side between 1 and 4095, got " +
-           std::to_string(p.size);
+    return "lcn: size must be an odd window side between 1 and 4095, got " + std::to_string(p.size);
   }
   if (!(p.sigma > 0) || !std::isfinite(p.sigma)) {
     return "lcn: sigma must be positive and finite, got " + std::to_string(p.sigma);

@@ -41,8 +41,8 @@ struct ReluParams {
   double negative_slope = 0.0;
 };
 
-// Cross-channel LRN, PyTorch's convention: y_c = x_c / (k + alpha/size * sum_{j in W(c)} x_j^2)^beta,
-// W(c) = [c - size/2, c + (size-1)/2] clipped to [0, C).
+// Cross-channel LRN, PyTorch's convention: y_c = x_c / (k + alpha/size * sum_{j in W(c)}
+// x_j^2)^beta, W(c) = [c - size/2, c + (size-1)/2] clipped to [0, C).
 struct LrnParams {
   int64_t N = 0, C = 0, H = 0, W = 0;
   int64_t size = 5;

@@ -51,7 +51,8 @@ def assert_close(actual, expected, dtype, reduction=1, what=""):
     worst = np.argmax(err - bound) if err.size else 0
     assert np.all(err <= bound), (
         f"{what}: max error {err.flat[worst]:.3g} at {np.unravel_index(worst, err.shape)} "
-        f"exceeds {bound.flat[worst]:.3g} (dtype {np.dtype(dtype).name}, reduction {reduction})")
+        f"exceeds {bound.flat[worst]:.3g} (dtype {np.dtype(dtype).name}, reduction {reduction})"
+    )
 
 
 def check_each_isa(run, expected, dtype, reduction=1, what=""):
@@ -76,7 +77,8 @@ def directional_gradcheck(forward, backward, x, rng, h=1e-6, trials=3, what=""):
         analytic = np.sum(backward(v, x) * u)
         scale = max(abs(numeric), abs(analytic), 1.0)
         assert abs(numeric - analytic) <= 1e-6 * scale, (
-            f"{what}: finite difference {numeric!r} vs backward {analytic!r}")
+            f"{what}: finite difference {numeric!r} vs backward {analytic!r}"
+        )
 
 
 def unchanged(*arrays):

@@ -2,11 +2,6 @@
 
 import numpy as np
 import pytest
-from hypothesis import given, settings
-from hypothesis import strategies as st
-
-import convkernels as ck
-from convkernels import reference as ref
 from helpers import (
     assert_close,
     check_each_isa,
@@ -15,6 +10,11 @@ from helpers import (
     torch,
     unchanged,
 )
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import convkernels as ck
+from convkernels import reference as ref
 
 
 @st.composite
@@ -28,12 +28,19 @@ def conv_configs(draw, max_channels=4):
     H = max(1, dilation[0] * (R - 1) + 1 - 2 * padding[0]) + draw(st.integers(0, 9))
     W = max(1, dilation[1] * (S - 1) + 1 - 2 * padding[1]) + draw(st.integers(0, 9))
     return dict(
-        N=draw(st.integers(1, 3)), C=groups * draw(st.integers(1, max_channels)),
-        K=groups * draw(st.integers(1, max_channels)), H=H, W=W, R=R, S=S,
+        N=draw(st.integers(1, 3)),
+        C=groups * draw(st.integers(1, max_channels)),
+        K=groups * draw(st.integers(1, max_channels)),
+        H=H,
+        W=W,
+        R=R,
+        S=S,
         # Mix the int and pair forms, as callers do.
         stride=stride if stride[0] != stride[1] else stride[0],
         padding=padding if padding[0] != padding[1] else padding[0],
-        dilation=dilation, groups=groups, bias=draw(st.booleans()),
+        dilation=dilation,
+        groups=groups,
+        bias=draw(st.booleans()),
         seed=draw(st.integers(0, 2**32 - 1)),
     )
 
@@ -61,14 +68,27 @@ def check_conv_against_reference(cfg, dtype):
     dy = rng.standard_normal(y_ref.shape).astype(dtype)
     dy64 = dy.astype(np.float64)
     N, K, P, Q = y_ref.shape
-    check_each_isa(lambda: ck.conv2d_backward_input(dy, w, x.shape, **kw),
-                   ref.conv2d_backward_input(dy64, w64, x.shape, **kw), dtype,
-                   K // cfg["groups"] * cfg["R"] * cfg["S"], "backward input")
-    check_each_isa(lambda: ck.conv2d_backward_weight(x, dy, w.shape, **kw),
-                   ref.conv2d_backward_weight(x64, dy64, w.shape, **kw), dtype, N * P * Q,
-                   "backward weight")
-    check_each_isa(lambda: ck.conv2d_backward_bias(dy), ref.conv2d_backward_bias(dy64), dtype,
-                   N * P * Q, "backward bias")
+    check_each_isa(
+        lambda: ck.conv2d_backward_input(dy, w, x.shape, **kw),
+        ref.conv2d_backward_input(dy64, w64, x.shape, **kw),
+        dtype,
+        K // cfg["groups"] * cfg["R"] * cfg["S"],
+        "backward input",
+    )
+    check_each_isa(
+        lambda: ck.conv2d_backward_weight(x, dy, w.shape, **kw),
+        ref.conv2d_backward_weight(x64, dy64, w.shape, **kw),
+        dtype,
+        N * P * Q,
+        "backward weight",
+    )
+    check_each_isa(
+        lambda: ck.conv2d_backward_bias(dy),
+        ref.conv2d_backward_bias(dy64),
+        dtype,
+        N * P * Q,
+        "backward bias",
+    )
     snapshot.check()
 
 
@@ -87,14 +107,27 @@ def test_conv2d_matches_reference_float32(cfg):
 def test_conv2d_gradients_match_finite_differences(cfg):
     x, w, b, kw, rng = make_conv(cfg, np.float64)
     b = rng.standard_normal(cfg["K"])
-    directional_gradcheck(lambda x_: ck.conv2d(x_, w, b, **kw),
-                          lambda dy, x_: ck.conv2d_backward_input(dy, w, x_.shape, **kw), x, rng,
-                          what="d/dx")
-    directional_gradcheck(lambda w_: ck.conv2d(x, w_, b, **kw),
-                          lambda dy, w_: ck.conv2d_backward_weight(x, dy, w_.shape, **kw), w, rng,
-                          what="d/dw")
-    directional_gradcheck(lambda b_: ck.conv2d(x, w, b_, **kw),
-                          lambda dy, b_: ck.conv2d_backward_bias(dy), b, rng, what="d/db")
+    directional_gradcheck(
+        lambda x_: ck.conv2d(x_, w, b, **kw),
+        lambda dy, x_: ck.conv2d_backward_input(dy, w, x_.shape, **kw),
+        x,
+        rng,
+        what="d/dx",
+    )
+    directional_gradcheck(
+        lambda w_: ck.conv2d(x, w_, b, **kw),
+        lambda dy, w_: ck.conv2d_backward_weight(x, dy, w_.shape, **kw),
+        w,
+        rng,
+        what="d/dw",
+    )
+    directional_gradcheck(
+        lambda b_: ck.conv2d(x, w, b_, **kw),
+        lambda dy, b_: ck.conv2d_backward_bias(dy),
+        b,
+        rng,
+        what="d/db",
+    )
 
 
 # Real layers at small batch: (name, N, C, H, K, R, stride, padding, groups).
@@ -116,8 +149,21 @@ LAYERS = [
 @pytest.mark.parametrize("layer", LAYERS, ids=[layer[0] for layer in LAYERS])
 def test_real_layer_shapes(layer):
     _, N, C, H, K, R, stride, padding, groups = layer
-    cfg = dict(N=N, C=C, K=K, H=H, W=H, R=R, S=R, stride=stride, padding=padding, dilation=1,
-               groups=groups, bias=True, seed=len(layer[0]))
+    cfg = dict(
+        N=N,
+        C=C,
+        K=K,
+        H=H,
+        W=H,
+        R=R,
+        S=R,
+        stride=stride,
+        padding=padding,
+        dilation=1,
+        groups=groups,
+        bias=True,
+        seed=len(layer[0]),
+    )
     check_conv_against_reference(cfg, np.float32)
 
 
@@ -137,12 +183,27 @@ def test_conv2d_matches_pytorch(cfg, dtype):
     dx_torch = torch.nn.grad.conv2d_input(x.shape, tw, tdy, **kw).numpy()
     dw_torch = torch.nn.grad.conv2d_weight(tx, w.shape, tdy, **kw).numpy()
     N, K, P, Q = y_torch.shape
-    assert_close(ck.conv2d_backward_input(dy, w, x.shape, **kw), dx_torch, dtype,
-                 K * cfg["R"] * cfg["S"], "backward input vs torch")
-    assert_close(ck.conv2d_backward_weight(x, dy, w.shape, **kw), dw_torch, dtype, N * P * Q,
-                 "backward weight vs torch")
-    assert_close(ck.conv2d_backward_bias(dy), dy.sum(axis=(0, 2, 3), dtype=np.float64), dtype,
-                 N * P * Q, "backward bias")
+    assert_close(
+        ck.conv2d_backward_input(dy, w, x.shape, **kw),
+        dx_torch,
+        dtype,
+        K * cfg["R"] * cfg["S"],
+        "backward input vs torch",
+    )
+    assert_close(
+        ck.conv2d_backward_weight(x, dy, w.shape, **kw),
+        dw_torch,
+        dtype,
+        N * P * Q,
+        "backward weight vs torch",
+    )
+    assert_close(
+        ck.conv2d_backward_bias(dy),
+        dy.sum(axis=(0, 2, 3), dtype=np.float64),
+        dtype,
+        N * P * Q,
+        "backward bias",
+    )
 
 
 @needs_torch

@@ -1,12 +1,7 @@
-"""relu, lrn and lcn, forward and backward, against the reference, finite differences and PyTorch."""
+"""relu, lrn and lcn, forward and backward: reference, finite differences, PyTorch."""
 
 import numpy as np
 import pytest
-from hypothesis import assume, given, settings
-from hypothesis import strategies as st
-
-import convkernels as ck
-from convkernels import reference as ref
 from helpers import (
     assert_close,
     check_each_isa,
@@ -16,6 +11,11 @@ from helpers import (
     torch,
     unchanged,
 )
+from hypothesis import assume, given, settings
+from hypothesis import strategies as st
+
+import convkernels as ck
+from convkernels import reference as ref
 
 shapes = st.tuples(st.integers(1, 3), st.integers(1, 9), st.integers(1, 12), st.integers(1, 12))
 dtypes = st.sampled_from([np.float32, np.float64])
@@ -30,8 +30,12 @@ def normal(shape, dtype, seed, scale=1.0, offset=0.0):
 # --- relu -------------------------------------------------------------------------------------
 
 
-@given(st.lists(st.integers(1, 7), min_size=0, max_size=5), dtypes,
-       st.sampled_from([0.0, 0.01, 0.2, -0.5]), seeds)
+@given(
+    st.lists(st.integers(1, 7), min_size=0, max_size=5),
+    dtypes,
+    st.sampled_from([0.0, 0.01, 0.2, -0.5]),
+    seeds,
+)
 def test_relu_matches_reference_any_shape(shape, dtype, slope, seed):
     x, rng = normal(shape, dtype, seed)
     x.flat[::3] = 0.0  # x == 0 takes the negative side's gradient
@@ -57,14 +61,23 @@ def test_relu_special_values():
 def test_relu_gradient_matches_finite_differences(shape, slope, seed):
     x, rng = normal(shape, np.float64, seed)
     x = np.where(np.abs(x) < 1e-3, 1.0, x)  # away from the kink
-    directional_gradcheck(lambda x_: ck.relu(x_, slope),
-                          lambda dy, x_: ck.relu_backward(dy, x_, slope), x, rng, what="relu")
+    directional_gradcheck(
+        lambda x_: ck.relu(x_, slope),
+        lambda dy, x_: ck.relu_backward(dy, x_, slope),
+        x,
+        rng,
+        what="relu",
+    )
 
 
 # --- lrn --------------------------------------------------------------------------------------
 
-lrn_params = st.tuples(st.integers(1, 7), st.sampled_from([1e-4, 0.1, 1.0]),
-                       st.sampled_from([0.5, 0.75, 1.0]), st.sampled_from([1.0, 2.0]))
+lrn_params = st.tuples(
+    st.integers(1, 7),
+    st.sampled_from([1e-4, 0.1, 1.0]),
+    st.sampled_from([0.5, 0.75, 1.0]),
+    st.sampled_from([1.0, 2.0]),
+)
 
 
 @given(shapes, dtypes, lrn_params, seeds)
@@ -74,11 +87,20 @@ def test_lrn_matches_reference(shape, dtype, params, seed):
     dy = rng.standard_normal(shape).astype(dtype)
     snapshot = unchanged(x, dy)
     x64, dy64 = x.astype(np.float64), dy.astype(np.float64)
-    check_each_isa(lambda: ck.lrn(x, size, alpha, beta, k), ref.lrn(x64, size, alpha, beta, k),
-                   dtype, 4 * size, "lrn")
-    check_each_isa(lambda: ck.lrn_backward(dy, x, size, alpha, beta, k),
-                   ref.lrn_backward(dy64, x64, size, alpha, beta, k), dtype, 8 * size,
-                   "lrn backward")
+    check_each_isa(
+        lambda: ck.lrn(x, size, alpha, beta, k),
+        ref.lrn(x64, size, alpha, beta, k),
+        dtype,
+        4 * size,
+        "lrn",
+    )
+    check_each_isa(
+        lambda: ck.lrn_backward(dy, x, size, alpha, beta, k),
+        ref.lrn_backward(dy64, x64, size, alpha, beta, k),
+        dtype,
+        8 * size,
+        "lrn backward",
+    )
     snapshot.check()
 
 
@@ -86,8 +108,13 @@ def test_lrn_matches_reference(shape, dtype, params, seed):
 @given(shapes, lrn_params, seeds)
 def test_lrn_gradient_matches_finite_differences(shape, params, seed):
     x, rng = normal(shape, np.float64, seed, scale=2.0)
-    directional_gradcheck(lambda x_: ck.lrn(x_, *params),
-                          lambda dy, x_: ck.lrn_backward(dy, x_, *params), x, rng, what="lrn")
+    directional_gradcheck(
+        lambda x_: ck.lrn(x_, *params),
+        lambda dy, x_: ck.lrn_backward(dy, x_, *params),
+        x,
+        rng,
+        what="lrn",
+    )
 
 
 def test_lrn_alexnet_activations():
@@ -95,9 +122,13 @@ def test_lrn_alexnet_activations():
     dy = rng.standard_normal(x.shape).astype(np.float32)
     args = (5, 1e-4 * 5, 0.75, 2.0)  # the paper's alpha = 1e-4 is PyTorch's alpha / size
     assert_close(ck.lrn(x, *args), ref.lrn(x.astype(np.float64), *args), np.float32, 20, "lrn")
-    assert_close(ck.lrn_backward(dy, x, *args),
-                 ref.lrn_backward(dy.astype(np.float64), x.astype(np.float64), *args),
-                 np.float32, 40, "lrn backward")
+    assert_close(
+        ck.lrn_backward(dy, x, *args),
+        ref.lrn_backward(dy.astype(np.float64), x.astype(np.float64), *args),
+        np.float32,
+        40,
+        "lrn backward",
+    )
 
 
 @needs_torch
@@ -110,14 +141,16 @@ def test_lrn_matches_pytorch(shape, dtype, params, seed):
     assert_close(ck.lrn(x, size, alpha, beta, k), ty.detach().numpy(), dtype, 4 * size, "lrn")
     dy = rng.standard_normal(shape).astype(dtype)
     (dx,) = torch.autograd.grad(ty, tx, torch.from_numpy(dy))
-    assert_close(ck.lrn_backward(dy, x, size, alpha, beta, k), dx.numpy(), dtype, 8 * size,
-                 "lrn backward")
+    assert_close(
+        ck.lrn_backward(dy, x, size, alpha, beta, k), dx.numpy(), dtype, 8 * size, "lrn backward"
+    )
 
 
 # --- lcn --------------------------------------------------------------------------------------
 
-lcn_params = st.tuples(st.sampled_from([1, 3, 5, 9]), st.sampled_from([0.8, 2.0]),
-                       st.sampled_from([1e-4, 0.5, 3.0]))
+lcn_params = st.tuples(
+    st.sampled_from([1, 3, 5, 9]), st.sampled_from([0.8, 2.0]), st.sampled_from([1e-4, 0.5, 3.0])
+)
 
 
 def lcn_reduction(shape, size):
@@ -130,12 +163,22 @@ def test_lcn_matches_reference(shape, dtype, params, seed, offset):
     dy = rng.standard_normal(shape).astype(dtype)
     snapshot = unchanged(x, dy)
     x64, dy64 = x.astype(np.float64), dy.astype(np.float64)
-    check_each_isa(lambda: ck.lcn(x, *params), ref.lcn(x64, *params), dtype,
-                   lcn_reduction(shape, params[0]), "lcn")
+    check_each_isa(
+        lambda: ck.lcn(x, *params),
+        ref.lcn(x64, *params),
+        dtype,
+        lcn_reduction(shape, params[0]),
+        "lcn",
+    )
     # The backward divides by sigma (>= eps); in float32 its error grows as offset / eps.
     reduction = lcn_reduction(shape, params[0]) * (1 + offset * (dtype == np.float32))
-    check_each_isa(lambda: ck.lcn_backward(dy, x, *params), ref.lcn_backward(dy64, x64, *params),
-                   dtype, reduction, "lcn backward")
+    check_each_isa(
+        lambda: ck.lcn_backward(dy, x, *params),
+        ref.lcn_backward(dy64, x64, *params),
+        dtype,
+        reduction,
+        "lcn backward",
+    )
     snapshot.check()
 
 
@@ -151,8 +194,13 @@ def test_lcn_maps_a_constant_image_to_zero(dtype, value):
 @given(shapes, lcn_params, seeds)
 def test_lcn_gradient_matches_finite_differences(shape, params, seed):
     x, rng = normal(shape, np.float64, seed, scale=2.0)
-    directional_gradcheck(lambda x_: ck.lcn(x_, *params),
-                          lambda dy, x_: ck.lcn_backward(dy, x_, *params), x, rng, what="lcn")
+    directional_gradcheck(
+        lambda x_: ck.lcn(x_, *params),
+        lambda dy, x_: ck.lcn_backward(dy, x_, *params),
+        x,
+        rng,
+        what="lcn",
+    )
 
 
 def torch_lcn(tx, size, sigma, eps):
@@ -182,9 +230,19 @@ def test_lcn_matches_pytorch_composition(shape, params, seed):
     x, rng = normal(shape, np.float64, seed, scale=2.0)
     tx = torch.from_numpy(x).requires_grad_()
     ty = torch_lcn(tx, *params)
-    assert_close(ck.lcn(x, *params), ty.detach().numpy(), np.float64,
-                 lcn_reduction(shape, params[0]), "lcn vs torch")
+    assert_close(
+        ck.lcn(x, *params),
+        ty.detach().numpy(),
+        np.float64,
+        lcn_reduction(shape, params[0]),
+        "lcn vs torch",
+    )
     dy = rng.standard_normal(shape)
     (dx,) = torch.autograd.grad(ty, tx, torch.from_numpy(dy))
-    assert_close(ck.lcn_backward(dy, x, *params), dx.numpy(), np.float64,
-                 lcn_reduction(shape, params[0]), "lcn backward vs torch")
+    assert_close(
+        ck.lcn_backward(dy, x, *params),
+        dx.numpy(),
+        np.float64,
+        lcn_reduction(shape, params[0]),
+        "lcn backward vs torch",
+    )

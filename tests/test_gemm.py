@@ -1,21 +1,27 @@
 """The GEMM under every convolution, against NumPy: transposes, alpha/beta, edges of its blocks."""
 
 import numpy as np
+from helpers import assert_close, each_isa
 from hypothesis import given
 from hypothesis import strategies as st
 
 from convkernels import _C
-from helpers import assert_close, each_isa
 
 # Sizes around the register rows (4) and the packing blocks (k 128, n 512).
 edge_sizes = st.sampled_from([1, 2, 3, 4, 5, 7, 8, 127, 128, 129, 511, 512, 513])
 small_sizes = st.integers(1, 40)
 
 
-@given(edge_sizes | small_sizes, edge_sizes | small_sizes, edge_sizes | small_sizes,
-       st.booleans(), st.booleans(), st.sampled_from([np.float32, np.float64]),
-       st.sampled_from([(1.0, 0.0), (2.5, 0.0), (1.0, 1.0), (-0.5, 2.0)]),
-       st.integers(0, 2**32 - 1))
+@given(
+    edge_sizes | small_sizes,
+    edge_sizes | small_sizes,
+    edge_sizes | small_sizes,
+    st.booleans(),
+    st.booleans(),
+    st.sampled_from([np.float32, np.float64]),
+    st.sampled_from([(1.0, 0.0), (2.5, 0.0), (1.0, 1.0), (-0.5, 2.0)]),
+    st.integers(0, 2**32 - 1),
+)
 def test_gemm_matches_numpy(M, N, K, trans_a, trans_b, dtype, alpha_beta, seed):
     rng = np.random.default_rng(seed)
     alpha, beta = alpha_beta

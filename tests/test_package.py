@@ -6,9 +6,9 @@ import sys
 
 import numpy as np
 import pytest
+from helpers import needs_torch, torch
 
 import convkernels as ck
-from helpers import needs_torch, torch
 
 
 def test_info_reports_the_build():
@@ -24,8 +24,9 @@ def test_info_reports_the_build():
 def test_best_isa_is_the_default():
     code = "import convkernels as ck; print(ck.get_isa(), ck.supported_isas()[0])"
     env = {k: v for k, v in os.environ.items() if k != "CONVKERNELS_ISA"}
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env,
-                         check=True).stdout.split()
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True
+    ).stdout.split()
     assert out[0] == out[1]
 
 
@@ -33,15 +34,17 @@ def test_best_isa_is_the_default():
 def test_environment_forces_an_isa(isa):
     code = "import convkernels as ck; print(ck.get_isa())"
     env = dict(os.environ, CONVKERNELS_ISA=isa)
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env,
-                         check=True)
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True
+    )
     assert out.stdout.strip() == isa
 
 
 def test_environment_with_unknown_isa_fails_clearly():
     env = dict(os.environ, CONVKERNELS_ISA="sse9")
-    out = subprocess.run([sys.executable, "-c", "import convkernels"], capture_output=True,
-                         text=True, env=env)
+    out = subprocess.run(
+        [sys.executable, "-c", "import convkernels"], capture_output=True, text=True, env=env
+    )
     assert out.returncode != 0
     assert "CONVKERNELS_ISA=sse9" in out.stderr and "unknown ISA level" in out.stderr
 
@@ -56,8 +59,12 @@ def test_thread_count_does_not_change_results():
         for n in (1, 2, 3):
             ck.set_num_threads(n)
             assert ck.get_num_threads() == n
-            results.append((ck.conv2d(x, np.ones((6, 4, 5, 5))),
-                            ck.conv2d_backward_weight(x, dy, (6, 4, 5, 5))))
+            results.append(
+                (
+                    ck.conv2d(x, np.ones((6, 4, 5, 5))),
+                    ck.conv2d_backward_weight(x, dy, (6, 4, 5, 5)),
+                )
+            )
     finally:
         ck.set_num_threads(before)
     for y, dw in results[1:]:

@@ -2,11 +2,6 @@
 
 import numpy as np
 import pytest
-from hypothesis import given, settings
-from hypothesis import strategies as st
-
-import convkernels as ck
-from convkernels import reference as ref
 from helpers import (
     assert_close,
     check_each_isa,
@@ -16,6 +11,11 @@ from helpers import (
     torch,
     unchanged,
 )
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import convkernels as ck
+from convkernels import reference as ref
 
 
 @st.composite
@@ -24,12 +24,14 @@ def pool_configs(draw):
     stride = (draw(st.integers(1, 3)), draw(st.integers(1, 3)))
     padding = (draw(st.integers(0, kernel[0] // 2)), draw(st.integers(0, kernel[1] // 2)))
     return dict(
-        N=draw(st.integers(1, 3)), C=draw(st.integers(1, 4)),
+        N=draw(st.integers(1, 3)),
+        C=draw(st.integers(1, 4)),
         H=max(1, kernel[0] - 2 * padding[0]) + draw(st.integers(0, 9)),
         W=max(1, kernel[1] - 2 * padding[1]) + draw(st.integers(0, 9)),
         kernel_size=kernel if kernel[0] != kernel[1] else kernel[0],
         stride=draw(st.sampled_from([None, stride, stride[0]])),
-        padding=padding, ceil_mode=draw(st.booleans()),
+        padding=padding,
+        ceil_mode=draw(st.booleans()),
         seed=draw(st.integers(0, 2**32 - 1)),
     )
 
@@ -39,7 +41,7 @@ def pool_kwargs(cfg):
 
 
 def distinct_input(cfg, dtype):
-    """A permutation of distinct values: no ties, and gaps far wider than a finite-difference step."""
+    """Distinct values (a permutation): no ties, gaps far wider than a finite-difference step."""
     rng = np.random.default_rng(cfg["seed"])
     shape = (cfg["N"], cfg["C"], cfg["H"], cfg["W"])
     x = rng.permutation(np.prod(shape)).reshape(shape) - np.prod(shape) / 2
@@ -60,9 +62,13 @@ def test_max_pool2d_matches_reference(cfg, dtype, with_ties):
         assert idx.dtype == np.int64
     dy = rng.standard_normal(y_ref.shape).astype(dtype)
     # Overlapping windows sum several dy into one input: allow rounding of a short sum.
-    check_each_isa(lambda: ck.max_pool2d_backward(dy, idx_ref, x.shape),
-                   ref.max_pool2d_backward(dy.astype(np.float64), idx_ref, x.shape), dtype, 16,
-                   "max_pool2d backward")
+    check_each_isa(
+        lambda: ck.max_pool2d_backward(dy, idx_ref, x.shape),
+        ref.max_pool2d_backward(dy.astype(np.float64), idx_ref, x.shape),
+        dtype,
+        16,
+        "max_pool2d backward",
+    )
     snapshot.check()
 
 
@@ -88,9 +94,13 @@ def test_avg_pool2d_matches_reference(cfg, dtype, count_include_pad):
     y_ref = ref.avg_pool2d(x.astype(np.float64), **kw)
     check_each_isa(lambda: ck.avg_pool2d(x, **kw), y_ref, dtype, window, "avg_pool2d")
     dy = rng.standard_normal(y_ref.shape).astype(dtype)
-    check_each_isa(lambda: ck.avg_pool2d_backward(dy, x.shape, **kw),
-                   ref.avg_pool2d_backward(dy.astype(np.float64), x.shape, **kw), dtype, 16,
-                   "avg_pool2d backward")
+    check_each_isa(
+        lambda: ck.avg_pool2d_backward(dy, x.shape, **kw),
+        ref.avg_pool2d_backward(dy.astype(np.float64), x.shape, **kw),
+        dtype,
+        16,
+        "avg_pool2d backward",
+    )
     snapshot.check()
 
 
@@ -100,13 +110,22 @@ def test_pooling_gradients_match_finite_differences(cfg, count_include_pad):
     x, rng = distinct_input(cfg, np.float64)
     kw = pool_kwargs(cfg)
     _, idx = ck.max_pool2d(x, **kw)
-    directional_gradcheck(lambda x_: ck.max_pool2d(x_, **kw)[0],
-                          lambda dy, x_: ck.max_pool2d_backward(dy, idx, x_.shape), x, rng,
-                          h=1e-3, what="max_pool2d")
+    directional_gradcheck(
+        lambda x_: ck.max_pool2d(x_, **kw)[0],
+        lambda dy, x_: ck.max_pool2d_backward(dy, idx, x_.shape),
+        x,
+        rng,
+        h=1e-3,
+        what="max_pool2d",
+    )
     kw["count_include_pad"] = count_include_pad
-    directional_gradcheck(lambda x_: ck.avg_pool2d(x_, **kw),
-                          lambda dy, x_: ck.avg_pool2d_backward(dy, x_.shape, **kw), x, rng,
-                          what="avg_pool2d")
+    directional_gradcheck(
+        lambda x_: ck.avg_pool2d(x_, **kw),
+        lambda dy, x_: ck.avg_pool2d_backward(dy, x_.shape, **kw),
+        x,
+        rng,
+        what="avg_pool2d",
+    )
 
 
 @pytest.mark.parametrize(
@@ -126,9 +145,13 @@ def test_real_pooling_shapes(shape, kernel, stride, padding):
         y, idx = ck.max_pool2d(x, kernel, stride, padding, ceil_mode)
         np.testing.assert_array_equal(y, y_ref)
         np.testing.assert_array_equal(idx, idx_ref)
-        assert_close(ck.avg_pool2d(x, kernel, stride, padding, ceil_mode),
-                     ref.avg_pool2d(x.astype(np.float64), kernel, stride, padding, ceil_mode),
-                     np.float32, kernel * kernel, "avg_pool2d")
+        assert_close(
+            ck.avg_pool2d(x, kernel, stride, padding, ceil_mode),
+            ref.avg_pool2d(x.astype(np.float64), kernel, stride, padding, ceil_mode),
+            np.float32,
+            kernel * kernel,
+            "avg_pool2d",
+        )
 
 
 @needs_torch
@@ -144,13 +167,23 @@ def test_pooling_matches_pytorch(cfg, dtype, count_include_pad):
     np.testing.assert_array_equal(idx, tidx.numpy())
     dy = rng.standard_normal(y.shape).astype(dtype)
     (dx_torch,) = torch.autograd.grad(ty, tx, torch.from_numpy(dy))
-    assert_close(ck.max_pool2d_backward(dy, idx, x.shape), dx_torch.numpy(), dtype, 16,
-                 "max_pool2d backward vs torch")
+    assert_close(
+        ck.max_pool2d_backward(dy, idx, x.shape),
+        dx_torch.numpy(),
+        dtype,
+        16,
+        "max_pool2d backward vs torch",
+    )
 
     kw["count_include_pad"] = count_include_pad
     ty = F.avg_pool2d(tx, **kw)
     window = np.prod(np.broadcast_to(cfg["kernel_size"], 2))
     assert_close(ck.avg_pool2d(x, **kw), ty.detach().numpy(), dtype, window, "avg vs torch")
     (dx_torch,) = torch.autograd.grad(ty, tx, torch.from_numpy(dy))
-    assert_close(ck.avg_pool2d_backward(dy, x.shape, **kw), dx_torch.numpy(), dtype, 16,
-                 "avg backward vs torch")
+    assert_close(
+        ck.avg_pool2d_backward(dy, x.shape, **kw),
+        dx_torch.numpy(),
+        dtype,
+        16,
+        "avg backward vs torch",
+    )
