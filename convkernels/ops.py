@@ -24,6 +24,7 @@ __all__ = [
     "lrn_backward",
     "lcn",
     "lcn_backward",
+    "gemm",
 ]
 
 
@@ -186,4 +187,23 @@ def lcn_backward(dy, x, size=9, sigma=2.0, eps=1e-4):
         as_int(size, op, "size"),
         as_float(sigma, op, "sigma"),
         as_float(eps, op, "eps"),
+    )
+
+
+def gemm(a, b, c=None, trans_a=False, trans_b=False, alpha=1.0, beta=0.0):
+    """alpha * op(a) @ op(b) + beta * c as a new array; op transposes when trans_* is set.
+
+    The matrix multiply under every convolution, exposed for dense layers and benchmarks. With
+    c=None (or beta=0) c is not read.
+    """
+    op = "gemm"
+    c = None if c is None else as_array(c, op, "c")
+    return _C.gemm(
+        as_array(a, op, "a"),
+        as_array(b, op, "b"),
+        c,
+        as_bool(trans_a, op, "trans_a"),
+        as_bool(trans_b, op, "trans_b"),
+        as_float(alpha, op, "alpha"),
+        as_float(beta, op, "beta"),
     )
