@@ -63,6 +63,9 @@ def set_isa(name):
     """Run the kernels built for `name` from now on (ValueError if this CPU lacks it)."""
     if not isinstance(name, str):
         raise TypeError(f"set_isa: name must be a str, got {type(name).__name__}")
+    if not name.isascii():
+        raise ValueError(f"set_isa: unknown ISA level {name!r} (this build has: "
+                         f"{', '.join(_C.compiled_isas())})")
     _C.set_isa(name)
 
 
@@ -79,7 +82,10 @@ def set_num_threads(n):
     """Threads the kernels use (OpenMP); defaults to OMP_NUM_THREADS or the core count."""
     from ._args import as_int
 
-    _C.set_num_threads(as_int(n, "set_num_threads", "n"))
+    n = as_int(n, "set_num_threads", "n")
+    if not 1 <= n <= 65536:
+        raise ValueError(f"set_num_threads: n must be between 1 and 65536, got {n}")
+    _C.set_num_threads(n)
 
 
 def cuda_available():

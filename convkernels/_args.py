@@ -6,6 +6,7 @@ copying, ints-or-pairs into pairs, shapes into 4-tuples, so every op accepts wha
 torch.nn.functional op accepts.
 """
 
+import itertools
 import numbers
 import operator
 
@@ -59,7 +60,7 @@ def as_pair(value, op, name):
 def as_shape4(value, op, name):
     """(N, C, H, W) from any sequence of four ints (tuple, list, torch.Size)."""
     try:
-        items = list(value)
+        items = list(itertools.islice(value, 5))  # never more: the iterable could be endless
     except TypeError:
         raise TypeError(
             f"{op}: {name} must be a sequence of 4 ints (N, C, H, W), got {type(value).__name__}"
@@ -72,7 +73,10 @@ def as_shape4(value, op, name):
 def as_float(value, op, name):
     if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
         raise TypeError(f"{op}: {name} must be a real number, got {type(value).__name__}")
-    return float(value)
+    try:
+        return float(value)
+    except OverflowError:
+        raise ValueError(f"{op}: {name} is too large for a float64, got {value!r}") from None
 
 
 def as_bool(value, op, name):

@@ -546,7 +546,8 @@ def _gaussian_window(size, sigma, dtype):
     r = size // 2
     d = np.arange(-r, r + 1, dtype=np.float64)
     dp, dq = np.meshgrid(d, d, indexing="ij")
-    G = np.exp(-(dp * dp + dq * dq) / (2.0 * sigma * sigma))
+    # Scaled offsets first: sigma**2 underflows for sigma below ~1e-154.
+    G = np.exp(-0.5 * ((dp / sigma) ** 2 + (dq / sigma) ** 2))
     return (G / G.sum()).astype(dtype)
 
 

@@ -65,12 +65,16 @@ py::array input(py::handle obj, const char* op, const char* name) {
                          "__dlpack__), got " +
                          py::str(py::type::of(obj).attr("__name__")).cast<std::string>());
   }
-  return py::array::ensure(obj, py::array::c_style | kNumpyAligned);
+  auto a = py::reinterpret_borrow<py::array>(obj);
+  constexpr int kWanted = py::array::c_style | kNumpyAligned;
+  if ((a.flags() & kWanted) == kWanted) return a;
+  // A C-contiguous aligned copy; numpy raises MemoryError itself if it cannot allocate one.
+  return py::module_::import("numpy").attr("require")(a, py::none(), "CA");
 }
 
 Dtype float_dtype(const py::array& a, const char* op, const char* name) {
-  if (a.dtype().is(py::dtype::of<float>())) return Dtype::F32;
-  if (a.dtype().is(py::dtype::of<double>())) return Dtype::F64;
+  if (a.dtype().equal(py::dtype::of<float>())) return Dtype::F32;
+  if (a.dtype().equal(py::dtype::of<double>())) return Dtype::F64;
   throw py::type_error(std::string(op) + ": " + name +
                        " must have dtype float32 or float64 (native byte order), got " +
                        dtype_name(a));
@@ -310,7 +314,7 @@ py::array max_pool2d_backward(py::handle dy_obj, py::handle idx_obj, Shape4 inpu
   const py::array idx = input(idx_obj, op, "idx");
   require_ndim(dy, 4, op, "dy", "(N, C, P, Q)");
   const Dtype dtype = float_dtype(dy, op, "dy");
-  if (!idx.dtype().is(py::dtype::of<int64_t>())) {
+  if (!idx.dtype().equal(py::dtype::of<int64_t>())) {
     throw py::type_error(std::string(op) +
                          ": idx must have dtype int64 (as returned by "
                          "max_pool2d), got " +
@@ -405,7 +409,7 @@ py::array relu(py::handle x_obj, double negative_slope) {
   const py::array x = input(x_obj, op, "x");
   const Dtype dtype = float_dtype(x, op, "x");
   const ReluParams p{static_cast<int64_t>(x.size()), negative_slope};
-  check(relu_check(p));
+  check(relu_check(p, op));
   return by_dtype(dtype, [&](auto t) -> py::array {
     using T = decltype(t);
     auto y = new_array<T>(shape_of(x));
@@ -422,7 +426,7 @@ py::array relu_backward(py::handle dy_obj, py::handle x_obj, double negative_slo
   const Dtype dtype = same_dtype(op, {{&dy, "dy"}, {&x, "x"}});
   require_same_shape(dy, x, op, "dy", "x");
   const ReluParams p{static_cast<int64_t>(x.size()), negative_slope};
-  check(std::string(relu_check(p)));
+  check(relu_check(p, op));
   return by_dtype(dtype, [&](auto t) -> py::array {
     using T = decltype(t);
     auto dx = new_array<T>(shape_of(x));
@@ -433,11 +437,12 @@ py::array relu_backward(py::handle dy_obj, py::handle x_obj, double negative_slo
   });
 }
 
-LrnParams lrn_params(const py::array& x, int64_t size, double alpha, double beta, double k) {
+LrnParams lrn_params(const py::array& x, int64_t size, double alpha, double beta, double k,
+                     const char* op) {
   LrnParams p;
   p.N = x.shape(0), p.C = x.shape(1), p.H = x.shape(2), p.W = x.shape(3);
   p.size = size, p.alpha = alpha, p.beta = beta, p.k = k;
-  check(lrn_check(p));
+  check(lrn_check(p, op));
   return p;
 }
 
@@ -446,7 +451,7 @@ py::array lrn(py::handle x_obj, int64_t size, double alpha, double beta, double 
   const py::array x = input(x_obj, op, "x");
   require_ndim(x, 4, op, "x", "(N, C, H, W)");
   const Dtype dtype = float_dtype(x, op, "x");
-  const LrnParams p = lrn_params(x, size, alpha, beta, k);
+  const LrnParams p = lrn_params(x, size, alpha, beta, k, op);
   return by_dtype(dtype, [&](auto t) -> py::array {
     using T = decltype(t);
     auto y = new_array<T>(shape_of(x));
@@ -464,7 +469,7 @@ py::array lrn_backward(py::handle dy_obj, py::handle x_obj, int64_t size, double
   require_ndim(x, 4, op, "x", "(N, C, H, W)");
   const Dtype dtype = same_dtype(op, {{&dy, "dy"}, {&x, "x"}});
   require_same_shape(dy, x, op, "dy", "x");
-  const LrnParams p = lrn_params(x, size, alpha, beta, k);
+  const LrnParams p = lrn_params(x, size, alpha, beta, k, op);
   return by_dtype(dtype, [&](auto t) -> py::array {
     using T = decltype(t);
     auto dx = new_array<T>(shape_of(x));
@@ -475,11 +480,11 @@ py::array lrn_backward(py::handle dy_obj, py::handle x_obj, int64_t size, double
   });
 }
 
-LcnParams lcn_params(const py::array& x, int64_t size, double sigma, double eps) {
+LcnParams lcn_params(const py::array& x, int64_t size, double sigma, double eps, const char* op) {
   LcnParams p;
   p.N = x.shape(0), p.C = x.shape(1), p.H = x.shape(2), p.W = x.shape(3);
   p.size = size, p.sigma = sigma, p.eps = eps;
-  check(lcn_check(p));
+  check(lcn_check(p, op));
   return p;
 }
 
@@ -488,7 +493,7 @@ py::array lcn(py::handle x_obj, int64_t size, double sigma, double eps) {
   const py::array x = input(x_obj, op, "x");
   require_ndim(x, 4, op, "x", "(N, C, H, W)");
   const Dtype dtype = float_dtype(x, op, "x");
-  const LcnParams p = lcn_params(x, size, sigma, eps);
+  const LcnParams p = lcn_params(x, size, sigma, eps, op);
   return by_dtype(dtype, [&](auto t) -> py::array {
     using T = decltype(t);
     auto y = new_array<T>(shape_of(x));
@@ -506,7 +511,7 @@ py::array lcn_backward(py::handle dy_obj, py::handle x_obj, int64_t size, double
   require_ndim(x, 4, op, "x", "(N, C, H, W)");
   const Dtype dtype = same_dtype(op, {{&dy, "dy"}, {&x, "x"}});
   require_same_shape(dy, x, op, "dy", "x");
-  const LcnParams p = lcn_params(x, size, sigma, eps);
+  const LcnParams p = lcn_params(x, size, sigma, eps, op);
   return by_dtype(dtype, [&](auto t) -> py::array {
     using T = decltype(t);
     auto dx = new_array<T>(shape_of(x));

@@ -32,15 +32,15 @@ namespace {
 template <typename T>
 void gaussian_taps(const LcnParams& p, T* g) {
   const int64_t r = p.size / 2;
+  // (d / sigma)^2, not d^2 / sigma^2: sigma^2 underflows to 0 for sigma below ~1e-154, and the
+  // centre tap would be exp(-0 / 0).
+  auto tap = [&](int64_t i) {
+    const double z = static_cast<double>(i - r) / p.sigma;
+    return std::exp(-0.5 * z * z);
+  };
   double sum = 0;
-  for (int64_t i = 0; i < p.size; ++i) {
-    const double d = static_cast<double>(i - r);
-    sum += std::exp(-d * d / (2 * p.sigma * p.sigma));
-  }
-  for (int64_t i = 0; i < p.size; ++i) {
-    const double d = static_cast<double>(i - r);
-    g[i] = static_cast<T>(std::exp(-d * d / (2 * p.sigma * p.sigma)) / sum);
-  }
+  for (int64_t i = 0; i < p.size; ++i) sum += tap(i);
+  for (int64_t i = 0; i < p.size; ++i) g[i] = static_cast<T>(tap(i) / sum);
 }
 
 // inside[i] (i < n) = sum of the taps g that land inside [0, n) when centred at i.

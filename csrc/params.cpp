@@ -148,40 +148,45 @@ std::string pool2d_check(Pool2dParams& p, const char* op, const char* input_name
   return {};
 }
 
-std::string relu_check(const ReluParams& p) {
+std::string relu_check(const ReluParams& p, const char* op) {
   if (!std::isfinite(p.negative_slope)) {
-    return "relu: negative_slope must be finite, got " + std::to_string(p.negative_slope);
+    return std::string(op) + ": negative_slope must be finite, got " +
+           std::to_string(p.negative_slope);
   }
   return {};
 }
 
-std::string lrn_check(const LrnParams& p) {
-  std::string err = check_dims("lrn", "x", p.N, p.C, p.H, p.W);
+std::string lrn_check(const LrnParams& p, const char* op) {
+  std::string err = check_dims(op, "x", p.N, p.C, p.H, p.W);
   if (!err.empty()) return err;
   if (p.size < 1 || p.size > kMaxParam) {
-    return "lrn: size must be a positive number of channels, got " + std::to_string(p.size);
+    return std::string(op) + ": size must be a positive number of channels, got " +
+           std::to_string(p.size);
   }
   const double values[] = {p.alpha, p.beta, p.k};
   const char* names[] = {"alpha", "beta", "k"};
   for (int i = 0; i < 3; ++i) {
     if (!std::isfinite(values[i])) {
-      return std::string("lrn: ") + names[i] + " must be finite, got " + std::to_string(values[i]);
+      return std::string(op) + ": " + names[i] + " must be finite, got " +
+             std::to_string(values[i]);
     }
   }
   return {};
 }
 
-std::string lcn_check(const LcnParams& p) {
-  std::string err = check_dims("lcn", "x", p.N, p.C, p.H, p.W);
+std::string lcn_check(const LcnParams& p, const char* op) {
+  std::string err = check_dims(op, "x", p.N, p.C, p.H, p.W);
   if (!err.empty()) return err;
+  const std::string prefix = std::string(op) + ": ";
   if (p.size < 1 || p.size % 2 == 0 || p.size > 4095) {
-    return "lcn: size must be an odd window side between 1 and 4095, got " + std::to_string(p.size);
+    return prefix + "size must be an odd window side between 1 and 4095, got " +
+           std::to_string(p.size);
   }
   if (!(p.sigma > 0) || !std::isfinite(p.sigma)) {
-    return "lcn: sigma must be positive and finite, got " + std::to_string(p.sigma);
+    return prefix + "sigma must be positive and finite, got " + std::to_string(p.sigma);
   }
   if (!(p.eps > 0) || !std::isfinite(p.eps)) {
-    return "lcn: eps must be positive and finite, got " + std::to_string(p.eps);
+    return prefix + "eps must be positive and finite, got " + std::to_string(p.eps);
   }
   return {};
 }

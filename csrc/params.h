@@ -69,9 +69,10 @@ struct ConvArgNames {
 // `weight_channels` is dimension 1 of the weight, which must equal C / groups.
 std::string conv2d_check(Conv2dParams& p, int64_t weight_channels, const ConvArgNames& names);
 std::string pool2d_check(Pool2dParams& p, const char* op, const char* input_name);
-std::string relu_check(const ReluParams& p);
-std::string lrn_check(const LrnParams& p);
-std::string lcn_check(const LcnParams& p);
+// `op` is the name of the function called (forward or backward), for the messages.
+std::string relu_check(const ReluParams& p, const char* op);
+std::string lrn_check(const LrnParams& p, const char* op);
+std::string lcn_check(const LcnParams& p, const char* op);
 
 // Output size along one dimension; the single definition of this arithmetic in C++.
 int64_t conv_output_size(int64_t in, int64_t kernel, int64_t stride, int64_t pad, int64_t dilation);
