@@ -64,8 +64,8 @@ def set_isa(name):
     if not isinstance(name, str):
         raise TypeError(f"set_isa: name must be a str, got {type(name).__name__}")
     if not name.isascii():
-        raise ValueError(f"set_isa: unknown ISA level {name!r} (this build has: "
-                         f"{', '.join(_C.compiled_isas())})")
+        levels = ", ".join(_C.compiled_isas())
+        raise ValueError(f"set_isa: unknown ISA level {name!r} (this build has: {levels})")
     _C.set_isa(name)
 
 
