@@ -1,6 +1,6 @@
 # Two commands do everything (see README.md):
-#   make test    set up .venv, build and install convkernels, check formatting, run the tests
-#   make train   set up .venv and train LeNet-5 on MNIST (the main job; see issue 4)
+#   make train   set up .venv, build convkernels and train LeNet-5 on MNIST (the main job)
+#   make test    set up .venv, build convkernels, check formatting, run the tests
 # Both start from nothing: a fresh clone and a python3 with venv.
 
 PYTHON ?= python3
@@ -10,24 +10,36 @@ VENV ?= .venv
 TORCH ?= torch==2.13.0
 BIN := $(VENV)/bin
 
-.PHONY: test lint format clean
+# Options for the main job, e.g. `make train ARGS="--epochs 3"`.
+ARGS ?=
+OUT ?= runs/lenet5
+
+.PHONY: train test lint format clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 
-# Reinstalled whenever the build or the C++ changes.
+# convkernels itself, rebuilt whenever the build or the C++ changes.
 $(VENV)/.installed: $(BIN)/python pyproject.toml setup.py $(wildcard csrc/*)
-	$(BIN)/python -m pip install --quiet setuptools pybind11 ruff clang-format $(TORCH)
-	$(BIN)/python -m pip install --quiet --no-build-isolation -e ".[test]"
+	$(BIN)/python -m pip install --quiet setuptools pybind11
+	$(BIN)/python -m pip install --quiet --no-build-isolation -e ".[test,train]"
 	touch $@
 
-lint: $(VENV)/.installed
+# What only the tests need: linters and the PyTorch reference.
+$(VENV)/.test-tools: $(VENV)/.installed
+	$(BIN)/python -m pip install --quiet ruff clang-format $(TORCH)
+	touch $@
+
+train: $(VENV)/.installed
+	$(BIN)/convkernels train lenet5 --out $(OUT) $(ARGS)
+
+lint: $(VENV)/.test-tools
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/clang-format --dry-run --Werror csrc/*.cpp csrc/*.h
 
-format: $(VENV)/.installed
+format: $(VENV)/.test-tools
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
 	$(BIN)/clang-format -i csrc/*.cpp csrc/*.h

@@ -69,11 +69,6 @@ def build_model(name, in_channels, image_size, num_classes, seed):
     return models.alexnet_small(num_classes, in_channels, image_size, variant, seed)
 
 
-def normalise(images, mean, std):
-    """uint8 NCHW -> float32, zero mean and unit variance per the training set's statistics."""
-    return ((images.astype(np.float32) / 255.0 - mean) / std).astype(np.float32)
-
-
 def evaluate(model, images, labels, batch_size=500):
     """(accuracy, mean loss, predictions) with the model in eval mode."""
     model.eval()
@@ -144,10 +139,10 @@ def train(config, log=print):
     train_x, train_y = data.train_images, data.train_labels.astype(np.int64)
     if config.limit:
         train_x, train_y = train_x[: config.limit], train_y[: config.limit]
-    mean = float(train_x.mean()) / 255.0
-    std = float(train_x.std()) / 255.0
-    train_x = normalise(train_x, mean, std)
-    test_x = normalise(data.test_images, mean, std)
+    # Zero mean, unit variance per channel, with the training set's statistics.
+    mean, std = datasets.channel_stats(train_x)
+    train_x = datasets.to_float(train_x, mean, std)
+    test_x = datasets.to_float(data.test_images, mean, std)
     test_y = data.test_labels.astype(np.int64)
     _, channels, size, _ = train_x.shape
 
@@ -218,7 +213,9 @@ def train_one_epoch(model, optimizer, images, labels, config, epoch):
         if bar is not None:
             bar.update(len(batch))
             bar.set_postfix(
-                loss=f"{loss_sum / seen:.4f}", img_s=f"{seen / (time.perf_counter() - started):.0f}"
+                refresh=False,
+                loss=f"{loss_sum / seen:.4f}",
+                img_s=f"{seen / (time.perf_counter() - started):.0f}",
             )
     if bar is not None:
         bar.close()
