@@ -21,7 +21,7 @@ from . import models, nn
 
 # model name -> (builder, default hyper-parameters). Learning rates were tuned on this machine.
 MODELS = {
-    "lenet5": dict(epochs=12, batch_size=64, lr=0.02, lr_step=5),
+    "lenet5": dict(epochs=8, batch_size=64, lr=0.02, lr_step=5),
     "lenet5-classic": dict(epochs=20, batch_size=32, lr=0.003, lr_step=8),
     "alexnet-cifar": dict(epochs=20, batch_size=128, lr=0.01, lr_step=8),
     "alexnet-cifar-80sec": dict(epochs=20, batch_size=128, lr=0.01, lr_step=8),
