@@ -22,7 +22,7 @@ $(BIN)/python:
 
 # convkernels itself, rebuilt whenever the build or the C++ changes.
 $(VENV)/.installed: $(BIN)/python pyproject.toml setup.py $(wildcard csrc/*)
-	$(BIN)/python -m pip install --quiet setuptools pybind11
+	$(BIN)/python -m pip install --quiet --upgrade "setuptools>=77" "pybind11>=2.12"
 	$(BIN)/python -m pip install --quiet --no-build-isolation -e ".[test,train]"
 	touch $@
 

@@ -118,7 +118,7 @@ void conv2d_forward(const Conv2dParams& p, const T* x, const T* w, const T* b, T
   const ConvDims d = conv_dims(p);
   const int threads = max_threads();
   const ThreadScratch<T> scratch(threads, d.pointwise ? 0 : d.CRS * d.PQ,
-                                 gemm_workspace_size(d.PQ, d.CRS));
+                                 gemm_workspace_size<T>(d.Kg, d.PQ, d.CRS, 1));
 #pragma omp parallel for num_threads(threads) schedule(static)
   for (int64_t n = 0; n < p.N; ++n) {
     T* col = scratch.col(thread_id());
@@ -127,7 +127,7 @@ void conv2d_forward(const Conv2dParams& p, const T* x, const T* w, const T* b, T
       T* y_g = y + (n * p.K + g * d.Kg) * d.PQ;
       if (!d.pointwise) im2col(p, d, x_g, col);
       gemm<T>(Trans::No, Trans::No, d.Kg, d.PQ, d.CRS, T(1), w + g * d.Kg * d.CRS, d.CRS,
-              d.pointwise ? x_g : col, d.PQ, T(0), y_g, d.PQ, scratch.gemm(thread_id()));
+              d.pointwise ? x_g : col, d.PQ, T(0), y_g, d.PQ, scratch.gemm(thread_id()), 1);
       if (b != nullptr) {
         for (int64_t k = 0; k < d.Kg; ++k) {
           const T bias = b[g * d.Kg + k];
@@ -144,7 +144,7 @@ void conv2d_backward_input(const Conv2dParams& p, const T* dy, const T* w, T* dx
   const ConvDims d = conv_dims(p);
   const int threads = max_threads();
   const ThreadScratch<T> scratch(threads, d.pointwise ? 0 : d.CRS * d.PQ,
-                                 gemm_workspace_size(d.PQ, d.Kg));
+                                 gemm_workspace_size<T>(d.CRS, d.PQ, d.Kg, 1));
 #pragma omp parallel for num_threads(threads) schedule(static)
   for (int64_t n = 0; n < p.N; ++n) {
     T* dcol = scratch.col(thread_id());
@@ -153,7 +153,7 @@ void conv2d_backward_input(const Conv2dParams& p, const T* dy, const T* w, T* dx
       T* dx_g = dx + (n * p.C + g * d.Cg) * d.HW;
       // With a pointwise kernel dcol is dx_g itself.
       gemm<T>(Trans::Yes, Trans::No, d.CRS, d.PQ, d.Kg, T(1), w + g * d.Kg * d.CRS, d.CRS, dy_g,
-              d.PQ, T(0), d.pointwise ? dx_g : dcol, d.PQ, scratch.gemm(thread_id()));
+              d.PQ, T(0), d.pointwise ? dx_g : dcol, d.PQ, scratch.gemm(thread_id()), 1);
       if (d.pointwise) continue;
       for (int64_t i = 0; i < d.Cg * d.HW; ++i) dx_g[i] = T(0);
       col2im_add(p, d, dcol, dx_g);
@@ -167,7 +167,7 @@ void conv2d_backward_weight(const Conv2dParams& p, const T* x, const T* dy, T* d
   const int threads = static_cast<int>(std::min<int64_t>(max_threads(), p.N));
   const int64_t dw_size = p.K * d.CRS;
   const ThreadScratch<T> scratch(threads, d.pointwise ? 0 : d.CRS * d.PQ,
-                                 gemm_workspace_size(d.CRS, d.PQ));
+                                 gemm_workspace_size<T>(d.Kg, d.CRS, d.PQ, 1));
   Scratch<T> partial(threads * dw_size);  // one dw per thread
 #pragma omp parallel num_threads(threads)
   {
@@ -182,7 +182,7 @@ void conv2d_backward_weight(const Conv2dParams& p, const T* x, const T* dy, T* d
         if (!d.pointwise) im2col(p, d, x_g, col);
         gemm<T>(Trans::No, Trans::Yes, d.Kg, d.CRS, d.PQ, T(1), dy + (n * p.K + g * d.Kg) * d.PQ,
                 d.PQ, d.pointwise ? x_g : col, d.PQ, first ? T(0) : T(1), dw_t + g * d.Kg * d.CRS,
-                d.CRS, scratch.gemm(t));
+                d.CRS, scratch.gemm(t), 1);
       }
       first = false;
     }

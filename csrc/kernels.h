@@ -13,12 +13,15 @@ enum class Trans { No, Yes };
 
 // C (M, N) = alpha * op(A) (M, K) * op(B) (K, N) + beta * C, row-major, leading dimensions lda,
 // ldb, ldc. op(X) is X or its transpose. beta == 0 overwrites C without reading it.
-// `workspace` holds gemm_workspace_size(N, K) elements; callers allocate it outside their parallel
-// regions (an allocation failing inside one could not be reported).
+// `workspace` holds gemm_workspace_size<T>(M, N, K, threads) elements; callers allocate it outside
+// their parallel regions (an allocation failing inside one could not be reported). `threads` > 1
+// splits the work over that many OpenMP threads; call it with 1 inside a parallel region.
 template <typename T>
 void gemm(Trans trans_a, Trans trans_b, int64_t M, int64_t N, int64_t K, T alpha, const T* A,
-          int64_t lda, const T* B, int64_t ldb, T beta, T* C, int64_t ldc, T* workspace);
-int64_t gemm_workspace_size(int64_t N, int64_t K);
+          int64_t lda, const T* B, int64_t ldb, T beta, T* C, int64_t ldc, T* workspace,
+          int threads);
+template <typename T>
+int64_t gemm_workspace_size(int64_t M, int64_t N, int64_t K, int threads);
 
 // x: (N, C, H, W), w: (K, C/G, R, S), b: (K) or null, y: (N, K, P, Q)
 template <typename T>
