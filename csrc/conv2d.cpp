@@ -1,14 +1,23 @@
-// 2-D convolution (cross-correlation, like PyTorch) forward and backward, built on gemm.
+// 2-D convolution (cross-correlation, like PyTorch) forward and backward, as implicit GEMMs.
 //
 // Legend: N batch, C input channels, H W input size, K filters, R S filter taps, P Q output size,
 // G groups, Cg = C / G and Kg = K / G channels per group, PQ = P * Q, CRS = Cg * R * S.
 //
-// Per sample and group the convolution is one GEMM over an im2col panel, col (CRS, PQ):
-//   forward          y_g (Kg, PQ)  = w_g (Kg, CRS) * col (CRS, PQ)         (+ bias)
-//   backward input   dcol (CRS, PQ) = w_g^T (CRS, Kg) * dy_g (Kg, PQ), then col2im adds into dx
-//   backward weight  dw_g (Kg, CRS) += dy_g (Kg, PQ) * col^T (PQ, CRS), summed over samples
-// Threads split the batch; backward-weight gives each thread its own dw and sums them at the end
-// in thread order, so results are deterministic for a given thread count.
+// Samples are processed in blocks of nb, so that small outputs (LeNet's C5 has PQ = 1) still
+// give the GEMM enough columns: the block's im2col panel is col (CRS, nb * PQ), sample s in
+// columns [s * PQ, (s + 1) * PQ). Per block and group:
+//   forward          y' (Kg, nb PQ)   = w_g (Kg, CRS) * col                     (+ bias)
+//   backward input   dcol (CRS, nb PQ) = w_g^T (CRS, Kg) * dy' (Kg, nb PQ), then col2im adds into
+//   dx backward weight  dw_g (Kg, CRS)  += dy' (Kg, nb PQ) * col^T, summed over blocks
+// y' and dy' are y and dy with the block's samples side by side; with nb = 1 they are the NCHW
+// tensors themselves and no copy is made. Threads split the blocks when there are enough of
+// them, and otherwise the GEMM inside each block. Backward-weight gives each thread its own dw
+// and sums them at the end in thread order, so results are deterministic for a thread count.
+//
+// Packing the im2col operand straight from x (an implicit GEMM, never storing col) was tried and
+// measured slower than im2col + the GEMM's own packing on every layer of the benchmark except
+// LeNet C5 (both copies are streaming, the fused gather is not); direct kernels for the small
+// layers are the way past this, see bench/RESULTS.md.
 #include <algorithm>
 
 #include "kernels.h"
@@ -17,12 +26,17 @@ namespace ck {
 namespace CK_ISA {
 namespace {
 
+// GEMM columns a sample block aims for: enough to fill the micro-kernel's tiles many times over.
+constexpr int64_t kTargetColumns = 512;
+
 struct ConvDims {
   int64_t Cg, Kg, RS, CRS, PQ, HW;
-  bool pointwise;  // 1x1, stride 1, no padding: col is the input itself
+  int64_t nb;      // samples per block
+  int64_t blocks;  // ceil(N / nb)
+  bool by_blocks;  // threads split the blocks (else each block's GEMM is threaded)
 };
 
-ConvDims conv_dims(const Conv2dParams& p) {
+ConvDims conv_dims(const Conv2dParams& p, int threads) {
   ConvDims d;
   d.Cg = p.C / p.groups;
   d.Kg = p.K / p.groups;
@@ -30,8 +44,10 @@ ConvDims conv_dims(const Conv2dParams& p) {
   d.CRS = d.Cg * d.RS;
   d.PQ = p.P * p.Q;
   d.HW = p.H * p.W;
-  d.pointwise =
-      p.R == 1 && p.S == 1 && p.stride.h == 1 && p.stride.w == 1 && p.pad.h == 0 && p.pad.w == 0;
+  const int64_t per_thread = (p.N + threads - 1) / threads;
+  d.nb = std::max<int64_t>(1, std::min((kTargetColumns + d.PQ - 1) / d.PQ, per_thread));
+  d.blocks = (p.N + d.nb - 1) / d.nb;
+  d.by_blocks = d.blocks >= threads;
   return d;
 }
 
@@ -46,10 +62,9 @@ void valid_range(int64_t offset, int64_t stride, int64_t in_size, int64_t out_si
   if (*lo > *hi) *lo = *hi;
 }
 
-// Calls row(at, c, ih, w_off, ow_lo, ow_hi) for every row of col and output row oh: `at` is the
-// offset of that (col row, oh) segment of Q entries in col, c the input channel, ih the input row
-// read (may lie in the padding), w_off the input column of ow = 0, and [ow_lo, ow_hi) the
-// output columns whose input column lies inside the image.
+// Calls row(col_row, oh, c, ih, w_off, ow_lo, ow_hi) for every row of col and output row oh: c
+// is the input channel, ih the input row read (may lie in the padding), w_off the input column
+// of ow = 0, and [ow_lo, ow_hi) the output columns whose input column lies inside the image.
 template <typename Fn>
 void for_each_col_row(const Conv2dParams& p, const ConvDims& d, Fn row) {
   for (int64_t c = 0; c < d.Cg; ++c) {
@@ -61,19 +76,21 @@ void for_each_col_row(const Conv2dParams& p, const ConvDims& d, Fn row) {
         valid_range(w_off, p.stride.w, p.W, p.Q, &ow_lo, &ow_hi);
         for (int64_t oh = 0; oh < p.P; ++oh) {
           const int64_t ih = oh * p.stride.h - p.pad.h + r * p.dilation.h;
-          row(col_row * d.PQ + oh * p.Q, c, ih, w_off, ow_lo, ow_hi);
+          row(col_row, oh, c, ih, w_off, ow_lo, ow_hi);
         }
       }
     }
   }
 }
 
-// col (CRS, PQ) from one sample's group of input channels x_g (Cg, H, W); padding reads as zero.
+// One sample's columns of col (CRS rows, leading dimension ld) from its group of input channels
+// x_g (Cg, H, W); padding reads as zero.
 template <typename T>
-void im2col(const Conv2dParams& p, const ConvDims& d, const T* x_g, T* col) {
+void im2col(const Conv2dParams& p, const ConvDims& d, const T* x_g, T* col, int64_t ld) {
   const int64_t sw = p.stride.w;
-  auto copy_row = [&](int64_t at, int64_t c, int64_t ih, int64_t w_off, int64_t lo, int64_t hi) {
-    T* dst = col + at;
+  auto copy_row = [&](int64_t col_row, int64_t oh, int64_t c, int64_t ih, int64_t w_off, int64_t lo,
+                      int64_t hi) {
+    T* dst = col + col_row * ld + oh * p.Q;
     const bool inside = ih >= 0 && ih < p.H;
     if (!inside) lo = hi = p.Q;  // the whole row is padding
     const T* src = x_g + (inside ? (c * p.H + ih) * p.W : 0);
@@ -84,116 +101,168 @@ void im2col(const Conv2dParams& p, const ConvDims& d, const T* x_g, T* col) {
   for_each_col_row(p, d, copy_row);
 }
 
-// dx_g (Cg, H, W) += col2im(dcol); entries of dcol that fall on padding are dropped.
+// dx_g (Cg, H, W) += col2im of one sample's columns of dcol; entries on padding are dropped.
 template <typename T>
-void col2im_add(const Conv2dParams& p, const ConvDims& d, const T* dcol, T* dx_g) {
+void col2im_add(const Conv2dParams& p, const ConvDims& d, const T* dcol, int64_t ld, T* dx_g) {
   const int64_t sw = p.stride.w;
-  auto add_row = [&](int64_t at, int64_t c, int64_t ih, int64_t w_off, int64_t lo, int64_t hi) {
+  auto add_row = [&](int64_t col_row, int64_t oh, int64_t c, int64_t ih, int64_t w_off, int64_t lo,
+                     int64_t hi) {
     if (ih < 0 || ih >= p.H) return;
-    const T* src = dcol + at;
+    const T* src = dcol + col_row * ld + oh * p.Q;
     T* dst = dx_g + (c * p.H + ih) * p.W;
     for (int64_t ow = lo; ow < hi; ++ow) dst[ow * sw + w_off] += src[ow];
   };
   for_each_col_row(p, d, add_row);
 }
 
-// Per-thread scratch: an im2col panel of col_size elements, then the GEMM's workspace.
+// Per-thread scratch: the block's col panel, its y' or dy' panel, then the GEMM's workspace.
 template <typename T>
 class ThreadScratch {
  public:
-  ThreadScratch(int threads, int64_t col_size, int64_t gemm_size)
-      : col_size_(col_size), stride_(col_size + gemm_size), data_(threads * stride_) {}
-  T* col(int thread) const { return data_.get() + thread * stride_; }
-  T* gemm(int thread) const { return col(thread) + col_size_; }
+  ThreadScratch(int slots, int64_t col_size, int64_t panel_size, int64_t gemm_size)
+      : col_size_(col_size),
+        panel_size_(panel_size),
+        stride_(col_size + panel_size + gemm_size),
+        data_(slots * stride_) {}
+  T* col(int slot) const { return data_.get() + slot * stride_; }
+  T* panel(int slot) const { return col(slot) + col_size_; }
+  T* gemm(int slot) const { return panel(slot) + panel_size_; }
 
  private:
-  int64_t col_size_, stride_;
+  int64_t col_size_, panel_size_, stride_;
   Scratch<T> data_;
 };
+
+// Runs body(block, slot, gemm_threads) for every sample block: in parallel over blocks when
+// there are enough of them (each on its own scratch slot, single-threaded GEMMs), otherwise one
+// block after another with all threads inside the GEMM.
+template <typename Fn>
+void for_each_block(const ConvDims& d, int threads, Fn body) {
+  if (d.by_blocks) {
+#pragma omp parallel for num_threads(threads) schedule(static)
+    for (int64_t block = 0; block < d.blocks; ++block) body(block, thread_id(), 1);
+  } else {
+    for (int64_t block = 0; block < d.blocks; ++block) body(block, 0, threads);
+  }
+}
+
+int scratch_slots(const ConvDims& d, int threads) {
+  return d.by_blocks ? threads : 1;
+}
+int gemm_threads(const ConvDims& d, int threads) {
+  return d.by_blocks ? 1 : threads;
+}
+
+// panel (rows, nb PQ) <-> t (nb samples of `sample_stride` elements, rows of PQ each).
+template <typename T>
+void gather_panel(const T* t, int64_t sample_stride, int64_t rows, int64_t PQ, int64_t nb,
+                  T* panel) {
+  for (int64_t r = 0; r < rows; ++r) {
+    for (int64_t s = 0; s < nb; ++s) {
+      const T* src = t + s * sample_stride + r * PQ;
+      T* dst = panel + r * nb * PQ + s * PQ;
+      for (int64_t i = 0; i < PQ; ++i) dst[i] = src[i];
+    }
+  }
+}
 
 }  // namespace
 
 template <typename T>
 void conv2d_forward(const Conv2dParams& p, const T* x, const T* w, const T* b, T* y) {
-  const ConvDims d = conv_dims(p);
   const int threads = max_threads();
-  const ThreadScratch<T> scratch(threads, d.pointwise ? 0 : d.CRS * d.PQ,
-                                 gemm_workspace_size<T>(d.Kg, d.PQ, d.CRS, 1));
-#pragma omp parallel for num_threads(threads) schedule(static)
-  for (int64_t n = 0; n < p.N; ++n) {
-    T* col = scratch.col(thread_id());
+  const ConvDims d = conv_dims(p, threads);
+  const bool direct = d.nb == 1;  // the GEMM writes y in place
+  const int64_t cols = d.nb * d.PQ;
+  const ThreadScratch<T> scratch(
+      scratch_slots(d, threads), d.CRS * cols, direct ? 0 : d.Kg * cols,
+      gemm_workspace_size<T>(d.Kg, cols, d.CRS, gemm_threads(d, threads)));
+  for_each_block(d, threads, [&](int64_t block, int slot, int gemm_team) {
+    const int64_t n0 = block * d.nb, nb = std::min(d.nb, p.N - n0), ld = nb * d.PQ;
+    T* col = scratch.col(slot);
     for (int64_t g = 0; g < p.groups; ++g) {
-      const T* x_g = x + (n * p.C + g * d.Cg) * d.HW;
-      T* y_g = y + (n * p.K + g * d.Kg) * d.PQ;
-      if (!d.pointwise) im2col(p, d, x_g, col);
-      gemm<T>(Trans::No, Trans::No, d.Kg, d.PQ, d.CRS, T(1), w + g * d.Kg * d.CRS, d.CRS,
-              d.pointwise ? x_g : col, d.PQ, T(0), y_g, d.PQ, scratch.gemm(thread_id()), 1);
-      if (b != nullptr) {
+      const T* x_g = x + (n0 * p.C + g * d.Cg) * d.HW;
+      T* y_g = y + (n0 * p.K + g * d.Kg) * d.PQ;
+      const T* b_g = b != nullptr ? b + g * d.Kg : nullptr;
+      for (int64_t s = 0; s < nb; ++s) im2col(p, d, x_g + s * p.C * d.HW, col + s * d.PQ, ld);
+      T* out = direct ? y_g : scratch.panel(slot);
+      gemm<T>(Trans::No, Trans::No, d.Kg, ld, d.CRS, T(1), w + g * d.Kg * d.CRS, d.CRS, col, ld,
+              T(0), out, ld, scratch.gemm(slot), gemm_team);
+      // y_g (sample s, channel k) = out[k, s PQ : (s + 1) PQ] + bias
+      for (int64_t s = 0; s < nb; ++s) {
         for (int64_t k = 0; k < d.Kg; ++k) {
-          const T bias = b[g * d.Kg + k];
-          T* y_k = y_g + k * d.PQ;
-          for (int64_t i = 0; i < d.PQ; ++i) y_k[i] += bias;
+          const T* src = out + k * ld + s * d.PQ;
+          T* dst = y_g + (s * p.K + k) * d.PQ;
+          const T bias = b_g != nullptr ? b_g[k] : T(0);
+          for (int64_t i = 0; i < d.PQ; ++i) dst[i] = src[i] + bias;
         }
       }
     }
-  }
+  });
 }
 
 template <typename T>
 void conv2d_backward_input(const Conv2dParams& p, const T* dy, const T* w, T* dx) {
-  const ConvDims d = conv_dims(p);
   const int threads = max_threads();
-  const ThreadScratch<T> scratch(threads, d.pointwise ? 0 : d.CRS * d.PQ,
-                                 gemm_workspace_size<T>(d.CRS, d.PQ, d.Kg, 1));
-#pragma omp parallel for num_threads(threads) schedule(static)
-  for (int64_t n = 0; n < p.N; ++n) {
-    T* dcol = scratch.col(thread_id());
+  const ConvDims d = conv_dims(p, threads);
+  const int64_t cols = d.nb * d.PQ;
+  const ThreadScratch<T> scratch(
+      scratch_slots(d, threads), d.CRS * cols, d.nb == 1 ? 0 : d.Kg * cols,
+      gemm_workspace_size<T>(d.CRS, cols, d.Kg, gemm_threads(d, threads)));
+  for_each_block(d, threads, [&](int64_t block, int slot, int gemm_team) {
+    const int64_t n0 = block * d.nb, nb = std::min(d.nb, p.N - n0), ld = nb * d.PQ;
+    T* dcol = scratch.col(slot);
     for (int64_t g = 0; g < p.groups; ++g) {
-      const T* dy_g = dy + (n * p.K + g * d.Kg) * d.PQ;
-      T* dx_g = dx + (n * p.C + g * d.Cg) * d.HW;
-      // With a pointwise kernel dcol is dx_g itself.
-      gemm<T>(Trans::Yes, Trans::No, d.CRS, d.PQ, d.Kg, T(1), w + g * d.Kg * d.CRS, d.CRS, dy_g,
-              d.PQ, T(0), d.pointwise ? dx_g : dcol, d.PQ, scratch.gemm(thread_id()), 1);
-      if (d.pointwise) continue;
-      for (int64_t i = 0; i < d.Cg * d.HW; ++i) dx_g[i] = T(0);
-      col2im_add(p, d, dcol, dx_g);
+      const T* dy_g = dy + (n0 * p.K + g * d.Kg) * d.PQ;
+      T* dx_g = dx + (n0 * p.C + g * d.Cg) * d.HW;
+      const T* dy_panel = dy_g;
+      if (nb > 1) {
+        gather_panel(dy_g, p.K * d.PQ, d.Kg, d.PQ, nb, scratch.panel(slot));
+        dy_panel = scratch.panel(slot);
+      }
+      gemm<T>(Trans::Yes, Trans::No, d.CRS, ld, d.Kg, T(1), w + g * d.Kg * d.CRS, d.CRS, dy_panel,
+              ld, T(0), dcol, ld, scratch.gemm(slot), gemm_team);
+      for (int64_t s = 0; s < nb; ++s) {
+        T* dx_s = dx_g + s * p.C * d.HW;
+        for (int64_t i = 0; i < d.Cg * d.HW; ++i) dx_s[i] = T(0);
+        col2im_add(p, d, dcol + s * d.PQ, ld, dx_s);
+      }
     }
-  }
+  });
 }
 
 template <typename T>
 void conv2d_backward_weight(const Conv2dParams& p, const T* x, const T* dy, T* dw) {
-  const ConvDims d = conv_dims(p);
-  const int threads = static_cast<int>(std::min<int64_t>(max_threads(), p.N));
-  const int64_t dw_size = p.K * d.CRS;
-  const ThreadScratch<T> scratch(threads, d.pointwise ? 0 : d.CRS * d.PQ,
-                                 gemm_workspace_size<T>(d.Kg, d.CRS, d.PQ, 1));
-  Scratch<T> partial(threads * dw_size);  // one dw per thread
-#pragma omp parallel num_threads(threads)
-  {
-    const int t = thread_id();
-    T* col = scratch.col(t);
-    T* dw_t = partial.get() + t * dw_size;
-    bool first = true;
-#pragma omp for schedule(static)
-    for (int64_t n = 0; n < p.N; ++n) {
-      for (int64_t g = 0; g < p.groups; ++g) {
-        const T* x_g = x + (n * p.C + g * d.Cg) * d.HW;
-        if (!d.pointwise) im2col(p, d, x_g, col);
-        gemm<T>(Trans::No, Trans::Yes, d.Kg, d.CRS, d.PQ, T(1), dy + (n * p.K + g * d.Kg) * d.PQ,
-                d.PQ, d.pointwise ? x_g : col, d.PQ, first ? T(0) : T(1), dw_t + g * d.Kg * d.CRS,
-                d.CRS, scratch.gemm(t), 1);
+  const int threads = max_threads();
+  const ConvDims d = conv_dims(p, threads);
+  const int64_t cols = d.nb * d.PQ, dw_size = p.K * d.CRS;
+  const int slots = scratch_slots(d, threads);
+  const ThreadScratch<T> scratch(
+      slots, d.CRS * cols, d.nb == 1 ? 0 : d.Kg * cols,
+      gemm_workspace_size<T>(d.Kg, d.CRS, cols, gemm_threads(d, threads)));
+  Scratch<T> partial(slots * dw_size);  // one dw per slot, summed at the end
+  for (int64_t i = 0; i < slots * dw_size; ++i) partial.get()[i] = T(0);
+  for_each_block(d, threads, [&](int64_t block, int slot, int gemm_team) {
+    const int64_t n0 = block * d.nb, nb = std::min(d.nb, p.N - n0), ld = nb * d.PQ;
+    T* col = scratch.col(slot);
+    T* dw_slot = partial.get() + slot * dw_size;
+    for (int64_t g = 0; g < p.groups; ++g) {
+      const T* x_g = x + (n0 * p.C + g * d.Cg) * d.HW;
+      const T* dy_g = dy + (n0 * p.K + g * d.Kg) * d.PQ;
+      const T* dy_panel = dy_g;
+      if (nb > 1) {
+        gather_panel(dy_g, p.K * d.PQ, d.Kg, d.PQ, nb, scratch.panel(slot));
+        dy_panel = scratch.panel(slot);
       }
-      first = false;
+      for (int64_t s = 0; s < nb; ++s) im2col(p, d, x_g + s * p.C * d.HW, col + s * d.PQ, ld);
+      gemm<T>(Trans::No, Trans::Yes, d.Kg, d.CRS, ld, T(1), dy_panel, ld, col, ld, T(1),
+              dw_slot + g * d.Kg * d.CRS, d.CRS, scratch.gemm(slot), gemm_team);
     }
-    if (first) {  // this thread got no sample
-      for (int64_t i = 0; i < dw_size; ++i) dw_t[i] = T(0);
-    }
-  }
+  });
   for (int64_t i = 0; i < dw_size; ++i) dw[i] = partial.get()[i];
-  for (int t = 1; t < threads; ++t) {
-    const T* dw_t = partial.get() + t * dw_size;
-    for (int64_t i = 0; i < dw_size; ++i) dw[i] += dw_t[i];
+  for (int slot = 1; slot < slots; ++slot) {
+    const T* dw_slot = partial.get() + slot * dw_size;
+    for (int64_t i = 0; i < dw_size; ++i) dw[i] += dw_slot[i];
   }
 }
 
