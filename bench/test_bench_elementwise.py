@@ -1,0 +1,9 @@
+"""pytest-benchmark: ReLU, LRN(5) and LCN(9) on AlexNet's first activations, fwd and bwd."""
+
+import pytest
+from bench_helpers import params, run_benchmark
+
+
+@pytest.mark.parametrize(("case", "impl"), **params("elementwise"))
+def test_elementwise(benchmark, case, impl):
+    run_benchmark(benchmark, case, impl)
