@@ -30,7 +30,7 @@ KERNEL_SOURCES = [
     "csrc/kernel_table.cpp",
 ]
 PORTABLE_SOURCES = ["csrc/bindings.cpp", "csrc/params.cpp", "csrc/dispatch.cpp"]
-HEADERS = ["csrc/params.h", "csrc/isa.h", "csrc/kernels.h", "csrc/dispatch.h", "csrc/gemm_driver.h"]
+HEADERS = ["csrc/params.h", "csrc/isa.h", "csrc/kernels.h", "csrc/dispatch.h"]
 
 # ISA level -> extra compiler flags. Order does not matter here; dispatch.cpp ranks them.
 X86_LEVELS = {

@@ -3,11 +3,11 @@
 //   C (M, N) = alpha op(A) (M, K) op(B) (K, N) + beta C,   row-major, op = identity or transpose
 //
 // Loops, outermost first (the names of BLIS's "Anatomy of high-performance GEMM"):
-//   jc  over N in blocks of kNc   op(B) block (kKc, kNc) packed into NR-wide panels, kept in L2
-//   pc  over K in blocks of kKc
-//   ic  over M in blocks of kMc   op(A) block (kMc, kKc) packed into MR-tall panels, scaled by
-//   alpha ir  over the block's MR-row panels: one A micro-panel (kKc x MR) stays in L1 ... jr  ...
-//   while the micro-kernel streams the B panels past it
+//   jc  N in blocks of kNc: the op(B) block (kKc, kNc) is packed in NR-wide panels, kept in L2
+//   pc  K in blocks of kKc
+//   ic  M in blocks of kMc: the op(A) block is packed in MR-tall panels, scaled by alpha
+//   ir  the A block's panels: one A micro-panel (kKc x MR) stays in L1 while
+//   jr  the micro-kernel streams the B panels past it
 // Only the micro-kernel depends on the ISA, and only through the vector width, which follows
 // from the -m flags this file is compiled with (GCC vector extensions, no intrinsics): 4 vectors
 // of 16 floats on AVX-512, 2 of 8 on AVX2, 2 of 4 on the SSE2 baseline, always 6 rows. Packing
@@ -17,54 +17,209 @@
 //
 // Threads: a GEMM called inside a parallel region (the convolutions call one per sample block)
 // runs on its caller's thread; one called with threads > 1 splits the ic blocks over them.
-#include "gemm_driver.h"
+#include <algorithm>
+#include <cstring>
+
+#include "kernels.h"
 
 namespace ck {
 namespace CK_ISA {
 namespace {
 
-// B as a stored row-major matrix, or its transpose.
-template <typename T>
-struct StoredB {
-  const T* B;
-  int64_t ldb;
-  Trans trans;
+#if defined(__AVX512F__)
+constexpr int kVectorBytes = 64;
+constexpr int kNrVectors = 4;
+#elif defined(__AVX2__)
+constexpr int kVectorBytes = 32;
+constexpr int kNrVectors = 2;
+#else
+constexpr int kVectorBytes = 16;
+constexpr int kNrVectors = 2;
+#endif
+constexpr int kMr = 6;
 
-  void pack(int64_t k0, int64_t kc, int64_t j0, int64_t nc, T* packed) const {
-    constexpr int NR = gemm_panel_width<T>();
-    for (int64_t q = 0; q < nc; q += NR) {
-      const int cols = static_cast<int>(std::min<int64_t>(NR, nc - q));
-      T* panel = packed + (q / NR) * kc * NR;
-      for (int64_t k = 0; k < kc; ++k) {
-        T* dst = panel + k * NR;
-        if (trans == Trans::No) {
-          const T* src = B + (k0 + k) * ldb + j0 + q;
-          for (int j = 0; j < cols; ++j) dst[j] = src[j];
-        } else {
-          const T* src = B + (j0 + q) * ldb + k0 + k;
-          for (int j = 0; j < cols; ++j) dst[j] = src[j * ldb];
-        }
-        for (int j = cols; j < NR; ++j) dst[j] = T(0);
+template <typename T>
+struct Tile {
+  typedef T Vec __attribute__((vector_size(kVectorBytes), may_alias));
+  typedef T UnalignedVec __attribute__((vector_size(kVectorBytes), aligned(sizeof(T)), may_alias));
+  static constexpr int kLanes = kVectorBytes / sizeof(T);
+  static constexpr int kNr = kNrVectors * kLanes;  // columns of a micro-tile
+  // Blocks sized in bytes, so double gets half as many elements. B block: 512 KiB (half of L2);
+  // A micro-panel: kKc x MR = 6 KiB (L1).
+  static constexpr int64_t kKc = 256;
+  static constexpr int64_t kNc = 512 * 4 / sizeof(T) / kNr * kNr;
+  static constexpr int64_t kMc = 16 * kMr;
+};
+
+// c (mr, nr) (+)= a_panel (kc, MR) * b_panel (kc, NR): the only code whose speed matters.
+template <typename T>
+void micro_kernel(int64_t kc, const T* __restrict a, const T* __restrict b, T* c, int64_t ldc,
+                  int mr, int nr, bool accumulate) {
+  using V = typename Tile<T>::Vec;
+  using U = typename Tile<T>::UnalignedVec;
+  constexpr int L = Tile<T>::kLanes, NV = kNrVectors;
+  V acc[kMr][NV] = {};
+  const V negative_zero = V{} * T(-1);  // x + (-0) == x for every x, so this adds nothing
+  for (int64_t k = 0; k < kc; ++k) {
+    V bv[NV];
+#pragma GCC unroll 8
+    for (int v = 0; v < NV; ++v) bv[v] = *reinterpret_cast<const V*>(b + v * L);
+#pragma GCC unroll 8
+    for (int r = 0; r < kMr; ++r) {
+      const V ar = negative_zero + a[r];  // broadcast
+#pragma GCC unroll 8
+      for (int v = 0; v < NV; ++v) acc[r][v] += ar * bv[v];
+    }
+    a += kMr;
+    b += NV * L;
+  }
+  if (mr == kMr && nr == Tile<T>::kNr) {
+    for (int r = 0; r < kMr; ++r) {
+      for (int v = 0; v < NV; ++v) {
+        U* out = reinterpret_cast<U*>(c + r * ldc + v * L);
+        *out = accumulate ? *out + acc[r][v] : acc[r][v];
       }
     }
+    return;
   }
-};
+  alignas(kVectorBytes) T tile[kMr][Tile<T>::kNr];
+  std::memcpy(tile, acc, sizeof(tile));
+  for (int r = 0; r < mr; ++r) {
+    T* out = c + r * ldc;
+    for (int j = 0; j < nr; ++j) out[j] = accumulate ? out[j] + tile[r][j] : tile[r][j];
+  }
+}
+
+// packed[panel][k][r] = alpha op(A)[i0 + panel * MR + r, k0 + k], zero past the last row.
+template <typename T>
+void pack_a(const T* A, int64_t lda, Trans trans, T alpha, int64_t i0, int64_t mc, int64_t k0,
+            int64_t kc, T* packed) {
+  for (int64_t p = 0; p < mc; p += kMr) {
+    const int rows = static_cast<int>(std::min<int64_t>(kMr, mc - p));
+    for (int64_t k = 0; k < kc; ++k) {
+      T* dst = packed + (p / kMr) * kc * kMr + k * kMr;
+      for (int r = 0; r < rows; ++r) {
+        const int64_t i = i0 + p + r, kk = k0 + k;
+        dst[r] = alpha * (trans == Trans::No ? A[i * lda + kk] : A[kk * lda + i]);
+      }
+      for (int r = rows; r < kMr; ++r) dst[r] = T(0);
+    }
+  }
+}
+
+// packed[panel][k][j] = op(B)[k0 + k, j0 + panel * NR + j], zero past the last column.
+template <typename T>
+void pack_b(const T* B, int64_t ldb, Trans trans, int64_t k0, int64_t kc, int64_t j0, int64_t nc,
+            T* packed) {
+  constexpr int NR = Tile<T>::kNr;
+  for (int64_t q = 0; q < nc; q += NR) {
+    const int cols = static_cast<int>(std::min<int64_t>(NR, nc - q));
+    T* panel = packed + (q / NR) * kc * NR;
+    for (int64_t k = 0; k < kc; ++k) {
+      T* dst = panel + k * NR;
+      if (trans == Trans::No) {
+        const T* src = B + (k0 + k) * ldb + j0 + q;
+        for (int j = 0; j < cols; ++j) dst[j] = src[j];
+      } else {
+        const T* src = B + (j0 + q) * ldb + k0 + k;
+        for (int j = 0; j < cols; ++j) dst[j] = src[j * ldb];
+      }
+      for (int j = cols; j < NR; ++j) dst[j] = T(0);
+    }
+  }
+}
+
+int64_t round_up(int64_t n, int64_t m) {
+  return (n + m - 1) / m * m;
+}
+
+template <typename T>
+int64_t packed_b_size(int64_t N, int64_t K) {
+  return std::min(K, Tile<T>::kKc) * round_up(std::min(N, Tile<T>::kNc), Tile<T>::kNr);
+}
+
+template <typename T>
+int64_t packed_a_size(int64_t M, int64_t K) {
+  return std::min(K, Tile<T>::kKc) * round_up(std::min(M, Tile<T>::kMc), kMr);
+}
+
+template <typename T>
+T* align64(T* p) {
+  const auto address = reinterpret_cast<uintptr_t>(p);
+  return reinterpret_cast<T*>((address + 63) / 64 * 64);
+}
+
+// One (mc x kc) block of A against the packed (kc x nc) block of B.
+template <typename T>
+void block_multiply(Trans trans_a, const T* A, int64_t lda, T alpha, int64_t i0, int64_t mc,
+                    int64_t k0, int64_t kc, int64_t j0, int64_t nc, const T* packed_b, T* packed_a,
+                    T* C, int64_t ldc, bool accumulate) {
+  constexpr int NR = Tile<T>::kNr;
+  pack_a(A, lda, trans_a, alpha, i0, mc, k0, kc, packed_a);
+  for (int64_t ir = 0; ir < mc; ir += kMr) {
+    const T* a_panel = packed_a + (ir / kMr) * kc * kMr;
+    const int mr = static_cast<int>(std::min<int64_t>(kMr, mc - ir));
+    for (int64_t jr = 0; jr < nc; jr += NR) {
+      const int nr = static_cast<int>(std::min<int64_t>(NR, nc - jr));
+      micro_kernel(kc, a_panel, packed_b + (jr / NR) * kc * NR, C + (i0 + ir) * ldc + j0 + jr, ldc,
+                   mr, nr, accumulate);
+    }
+  }
+}
 
 }  // namespace
 
 template <typename T>
 int64_t gemm_workspace_size(int64_t M, int64_t N, int64_t K, int threads) {
   // Alignment slack: panels start on 64-byte boundaries.
-  return gemm_detail::packed_b_size<T>(N, K) + threads * gemm_detail::packed_a_size<T>(M, K) +
-         (threads + 1) * 64;
+  return packed_b_size<T>(N, K) + threads * packed_a_size<T>(M, K) + (threads + 1) * 64;
 }
 
 template <typename T>
 void gemm(Trans trans_a, Trans trans_b, int64_t M, int64_t N, int64_t K, T alpha, const T* A,
           int64_t lda, const T* B, int64_t ldb, T beta, T* C, int64_t ldc, T* workspace,
           int threads) {
-  gemm_driver(trans_a, M, N, K, alpha, A, lda, StoredB<T>{B, ldb, trans_b}, beta, C, ldc, workspace,
-              threads);
+  using Sizes = Tile<T>;
+  if (M == 0 || N == 0) return;
+  if (beta != T(0) && beta != T(1)) {
+    for (int64_t i = 0; i < M; ++i) {
+      for (int64_t j = 0; j < N; ++j) C[i * ldc + j] *= beta;
+    }
+  }
+  if (K == 0 || alpha == T(0)) {
+    if (beta == T(0)) {
+      for (int64_t i = 0; i < M; ++i) {
+        for (int64_t j = 0; j < N; ++j) C[i * ldc + j] = T(0);
+      }
+    }
+    return;
+  }
+  T* packed_b = align64(workspace);
+  T* packed_a_base = align64(packed_b + packed_b_size<T>(N, K));
+  const int64_t a_size = packed_a_size<T>(M, K) + 64 / sizeof(T);
+  const int64_t m_blocks = (M + Sizes::kMc - 1) / Sizes::kMc;
+  const int team = static_cast<int>(std::min<int64_t>(threads, m_blocks));
+
+  for (int64_t j0 = 0; j0 < N; j0 += Sizes::kNc) {
+    const int64_t nc = std::min(Sizes::kNc, N - j0);
+    for (int64_t k0 = 0; k0 < K; k0 += Sizes::kKc) {
+      const int64_t kc = std::min(Sizes::kKc, K - k0);
+      const bool accumulate = k0 > 0 || beta != T(0);
+      pack_b(B, ldb, trans_b, k0, kc, j0, nc, packed_b);
+      auto run_block = [&](int64_t block, int slot) {
+        const int64_t i0 = block * Sizes::kMc;
+        T* packed_a = align64(packed_a_base + slot * a_size);
+        block_multiply(trans_a, A, lda, alpha, i0, std::min(Sizes::kMc, M - i0), k0, kc, j0, nc,
+                       packed_b, packed_a, C, ldc, accumulate);
+      };
+      if (team > 1) {
+#pragma omp parallel for num_threads(team) schedule(static)
+        for (int64_t block = 0; block < m_blocks; ++block) run_block(block, thread_id());
+      } else {
+        for (int64_t block = 0; block < m_blocks; ++block) run_block(block, 0);
+      }
+    }
+  }
 }
 
 template int64_t gemm_workspace_size<float>(int64_t, int64_t, int64_t, int);
