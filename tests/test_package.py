@@ -1,6 +1,7 @@
 """Package-level behaviour: info, ISA selection, threads, array interop without copies."""
 
 import os
+import shutil
 import subprocess
 import sys
 
@@ -98,3 +99,31 @@ def test_torch_tensors_go_in_without_copies():
 def test_tensors_that_require_grad_get_a_clear_error():
     with pytest.raises(TypeError, match="x could not be read through __dlpack__"):
         ck.relu(torch.ones(2, requires_grad=True))
+
+
+def test_every_python_file_is_packaged(tmp_path):
+    """A wheel must carry every module (subpackages too), not only what an editable install sees.
+
+    build_py runs on a clean copy of the sources (no egg-info from an earlier install, which
+    would mask a missing package) and must produce every .py file of convkernels/.
+    """
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    clean = tmp_path / "src"
+    clean.mkdir()
+    for name in ("setup.py", "pyproject.toml", "README.md"):
+        shutil.copy(os.path.join(root, name), clean / name)
+    shutil.copytree(os.path.join(root, "convkernels"), clean / "convkernels",
+                    ignore=shutil.ignore_patterns("__pycache__", "*.so"))  # fmt: skip
+    out = tmp_path / "build"
+    subprocess.run([sys.executable, "setup.py", "-q", "build_py", "-d", str(out)], cwd=clean,
+                   check=True, capture_output=True)  # fmt: skip
+
+    def python_files(top):
+        return {
+            os.path.relpath(os.path.join(d, f), top)
+            for d, _, files in os.walk(top)
+            for f in files
+            if f.endswith(".py")
+        }
+
+    assert python_files(out / "convkernels") == python_files(clean / "convkernels")
