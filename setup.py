@@ -22,6 +22,7 @@ from setuptools.command.build_ext import build_ext
 KERNEL_SOURCES = [
     "csrc/gemm.cpp",
     "csrc/conv2d.cpp",
+    "csrc/conv2d_direct.cpp",
     "csrc/max_pool2d.cpp",
     "csrc/avg_pool2d.cpp",
     "csrc/relu.cpp",
@@ -30,7 +31,7 @@ KERNEL_SOURCES = [
     "csrc/kernel_table.cpp",
 ]
 PORTABLE_SOURCES = ["csrc/bindings.cpp", "csrc/params.cpp", "csrc/dispatch.cpp"]
-HEADERS = ["csrc/params.h", "csrc/isa.h", "csrc/kernels.h", "csrc/dispatch.h"]
+HEADERS = ["csrc/params.h", "csrc/isa.h", "csrc/kernels.h", "csrc/dispatch.h", "csrc/im2col.h"]
 
 # ISA level -> extra compiler flags. Order does not matter here; dispatch.cpp ranks them.
 X86_LEVELS = {

@@ -20,6 +20,7 @@
 // layers are the way past this, see bench/RESULTS.md.
 #include <algorithm>
 
+#include "im2col.h"
 #include "kernels.h"
 
 namespace ck {
@@ -49,70 +50,6 @@ ConvDims conv_dims(const Conv2dParams& p, int threads) {
   d.blocks = (p.N + d.nb - 1) / d.nb;
   d.by_blocks = d.blocks >= threads;
   return d;
-}
-
-// Output positions o in [lo, hi) whose input index o * stride + offset lies in [0, in_size).
-void valid_range(int64_t offset, int64_t stride, int64_t in_size, int64_t out_size, int64_t* lo,
-                 int64_t* hi) {
-  // smallest o with o * stride + offset >= 0
-  *lo = offset >= 0 ? 0 : (-offset + stride - 1) / stride;
-  // largest o with o * stride + offset <= in_size - 1, plus one
-  const int64_t last = in_size - 1 - offset;
-  *hi = last < 0 ? 0 : std::min(out_size, last / stride + 1);
-  if (*lo > *hi) *lo = *hi;
-}
-
-// Calls row(col_row, oh, c, ih, w_off, ow_lo, ow_hi) for every row of col and output row oh: c
-// is the input channel, ih the input row read (may lie in the padding), w_off the input column
-// of ow = 0, and [ow_lo, ow_hi) the output columns whose input column lies inside the image.
-template <typename Fn>
-void for_each_col_row(const Conv2dParams& p, const ConvDims& d, Fn row) {
-  for (int64_t c = 0; c < d.Cg; ++c) {
-    for (int64_t r = 0; r < p.R; ++r) {
-      for (int64_t s = 0; s < p.S; ++s) {
-        const int64_t col_row = (c * p.R + r) * p.S + s;
-        const int64_t w_off = s * p.dilation.w - p.pad.w;
-        int64_t ow_lo, ow_hi;
-        valid_range(w_off, p.stride.w, p.W, p.Q, &ow_lo, &ow_hi);
-        for (int64_t oh = 0; oh < p.P; ++oh) {
-          const int64_t ih = oh * p.stride.h - p.pad.h + r * p.dilation.h;
-          row(col_row, oh, c, ih, w_off, ow_lo, ow_hi);
-        }
-      }
-    }
-  }
-}
-
-// One sample's columns of col (CRS rows, leading dimension ld) from its group of input channels
-// x_g (Cg, H, W); padding reads as zero.
-template <typename T>
-void im2col(const Conv2dParams& p, const ConvDims& d, const T* x_g, T* col, int64_t ld) {
-  const int64_t sw = p.stride.w;
-  auto copy_row = [&](int64_t col_row, int64_t oh, int64_t c, int64_t ih, int64_t w_off, int64_t lo,
-                      int64_t hi) {
-    T* dst = col + col_row * ld + oh * p.Q;
-    const bool inside = ih >= 0 && ih < p.H;
-    if (!inside) lo = hi = p.Q;  // the whole row is padding
-    const T* src = x_g + (inside ? (c * p.H + ih) * p.W : 0);
-    for (int64_t ow = 0; ow < lo; ++ow) dst[ow] = T(0);
-    for (int64_t ow = lo; ow < hi; ++ow) dst[ow] = src[ow * sw + w_off];
-    for (int64_t ow = hi; ow < p.Q; ++ow) dst[ow] = T(0);
-  };
-  for_each_col_row(p, d, copy_row);
-}
-
-// dx_g (Cg, H, W) += col2im of one sample's columns of dcol; entries on padding are dropped.
-template <typename T>
-void col2im_add(const Conv2dParams& p, const ConvDims& d, const T* dcol, int64_t ld, T* dx_g) {
-  const int64_t sw = p.stride.w;
-  auto add_row = [&](int64_t col_row, int64_t oh, int64_t c, int64_t ih, int64_t w_off, int64_t lo,
-                     int64_t hi) {
-    if (ih < 0 || ih >= p.H) return;
-    const T* src = dcol + col_row * ld + oh * p.Q;
-    T* dst = dx_g + (c * p.H + ih) * p.W;
-    for (int64_t ow = lo; ow < hi; ++ow) dst[ow * sw + w_off] += src[ow];
-  };
-  for_each_col_row(p, d, add_row);
 }
 
 // Per-thread scratch: the block's col panel, its y' or dy' panel, then the GEMM's workspace.
@@ -166,6 +103,23 @@ void gather_panel(const T* t, int64_t sample_stride, int64_t rows, int64_t PQ, i
   }
 }
 
+// Backward-weight as dot products of rows (conv2d_direct.cpp) when the filter bank is small: its
+// GEMM would have few rows (Kg) and columns (CRS) and a long reduction, mostly packing. The
+// bound sits between CIFAR c2 (25,600 weights per group: 1.4x faster as dot products) and LeNet
+// C5 and AlexNet conv1 (48,000 and 34,848: 1.3x and 2x faster as a GEMM), measured on an
+// AVX-512 Xeon.
+bool backward_weight_is_direct(const Conv2dParams& p) {
+  switch (conv_algorithm()) {
+    case ConvAlgorithm::kDirect:
+      return true;
+    case ConvAlgorithm::kGemm:
+      return false;
+    case ConvAlgorithm::kAuto:
+      break;
+  }
+  return (p.K / p.groups) * (p.C / p.groups) * p.R * p.S <= 30000;
+}
+
 }  // namespace
 
 template <typename T>
@@ -184,7 +138,7 @@ void conv2d_forward(const Conv2dParams& p, const T* x, const T* w, const T* b, T
       const T* x_g = x + (n0 * p.C + g * d.Cg) * d.HW;
       T* y_g = y + (n0 * p.K + g * d.Kg) * d.PQ;
       const T* b_g = b != nullptr ? b + g * d.Kg : nullptr;
-      for (int64_t s = 0; s < nb; ++s) im2col(p, d, x_g + s * p.C * d.HW, col + s * d.PQ, ld);
+      for (int64_t s = 0; s < nb; ++s) im2col(p, x_g + s * p.C * d.HW, col + s * d.PQ, ld);
       T* out = direct ? y_g : scratch.panel(slot);
       gemm<T>(Trans::No, Trans::No, d.Kg, ld, d.CRS, T(1), w + g * d.Kg * d.CRS, d.CRS, col, ld,
               T(0), out, ld, scratch.gemm(slot), gemm_team);
@@ -225,7 +179,7 @@ void conv2d_backward_input(const Conv2dParams& p, const T* dy, const T* w, T* dx
       for (int64_t s = 0; s < nb; ++s) {
         T* dx_s = dx_g + s * p.C * d.HW;
         for (int64_t i = 0; i < d.Cg * d.HW; ++i) dx_s[i] = T(0);
-        col2im_add(p, d, dcol + s * d.PQ, ld, dx_s);
+        col2im_add(p, dcol + s * d.PQ, ld, dx_s);
       }
     }
   });
@@ -233,6 +187,10 @@ void conv2d_backward_input(const Conv2dParams& p, const T* dy, const T* w, T* dx
 
 template <typename T>
 void conv2d_backward_weight(const Conv2dParams& p, const T* x, const T* dy, T* dw) {
+  if (backward_weight_is_direct(p)) {
+    conv2d_backward_weight_direct(p, x, dy, dw);
+    return;
+  }
   const int threads = max_threads();
   const ConvDims d = conv_dims(p, threads);
   const int64_t cols = d.nb * d.PQ, dw_size = p.K * d.CRS;
@@ -254,7 +212,7 @@ void conv2d_backward_weight(const Conv2dParams& p, const T* x, const T* dy, T* d
         gather_panel(dy_g, p.K * d.PQ, d.Kg, d.PQ, nb, scratch.panel(slot));
         dy_panel = scratch.panel(slot);
       }
-      for (int64_t s = 0; s < nb; ++s) im2col(p, d, x_g + s * p.C * d.HW, col + s * d.PQ, ld);
+      for (int64_t s = 0; s < nb; ++s) im2col(p, x_g + s * p.C * d.HW, col + s * d.PQ, ld);
       gemm<T>(Trans::No, Trans::Yes, d.Kg, d.CRS, ld, T(1), dy_panel, ld, col, ld, T(1),
               dw_slot + g * d.Kg * d.CRS, d.CRS, scratch.gemm(slot), gemm_team);
     }

@@ -27,22 +27,17 @@ namespace CK_ISA {
 namespace {
 
 #if defined(__AVX512F__)
-constexpr int kVectorBytes = 64;
 constexpr int kNrVectors = 4;
-#elif defined(__AVX2__)
-constexpr int kVectorBytes = 32;
-constexpr int kNrVectors = 2;
 #else
-constexpr int kVectorBytes = 16;
 constexpr int kNrVectors = 2;
 #endif
 constexpr int kMr = 6;
 
 template <typename T>
 struct Tile {
-  typedef T Vec __attribute__((vector_size(kVectorBytes), may_alias));
-  typedef T UnalignedVec __attribute__((vector_size(kVectorBytes), aligned(sizeof(T)), may_alias));
-  static constexpr int kLanes = kVectorBytes / sizeof(T);
+  using Vec = typename Simd<T>::Vec;
+  using UnalignedVec = typename Simd<T>::UnalignedVec;
+  static constexpr int kLanes = Simd<T>::kLanes;
   static constexpr int kNr = kNrVectors * kLanes;  // columns of a micro-tile
   // Blocks sized in bytes, so double gets half as many elements. B block: 512 KiB (half of L2);
   // A micro-panel: kKc x MR = 6 KiB (L1).

@@ -23,6 +23,23 @@
 namespace ck {
 namespace CK_ISA {
 
+// The vector width of this ISA level, for kernels written with GCC vector extensions: the -m
+// flags the file is compiled with turn them into AVX-512, AVX2 or SSE2 instructions.
+#if defined(__AVX512F__)
+constexpr int kVectorBytes = 64;
+#elif defined(__AVX2__)
+constexpr int kVectorBytes = 32;
+#else
+constexpr int kVectorBytes = 16;
+#endif
+
+template <typename T>
+struct Simd {
+  typedef T Vec __attribute__((vector_size(kVectorBytes), may_alias));
+  typedef T UnalignedVec __attribute__((vector_size(kVectorBytes), aligned(sizeof(T)), may_alias));
+  static constexpr int kLanes = kVectorBytes / sizeof(T);
+};
+
 inline int max_threads() {
 #ifdef _OPENMP
   return omp_get_max_threads();

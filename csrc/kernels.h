@@ -32,6 +32,9 @@ void conv2d_backward_input(const Conv2dParams& p, const T* dy, const T* w, T* dx
 // x: (N, C, H, W), dy: (N, K, P, Q), dw: (K, C/G, R, S)
 template <typename T>
 void conv2d_backward_weight(const Conv2dParams& p, const T* x, const T* dy, T* dw);
+// The same, computed directly (conv2d_direct.cpp); conv2d_backward_weight picks it per shape.
+template <typename T>
+void conv2d_backward_weight_direct(const Conv2dParams& p, const T* x, const T* dy, T* dw);
 // dy: (N, K, P, Q), db: (K)
 template <typename T>
 void conv2d_backward_bias(const Conv2dParams& p, const T* dy, T* db);

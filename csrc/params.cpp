@@ -2,6 +2,7 @@
 // shared by the CPU and CUDA bindings. Compiled once, for the baseline ISA (see params.h).
 #include "params.h"
 
+#include <atomic>
 #include <cmath>
 #include <limits>
 #include <sstream>
@@ -49,7 +50,20 @@ std::string check_dims(const char* op, const char* name, int64_t n, int64_t c, i
   return {};
 }
 
+std::atomic<ConvAlgorithm>& algorithm_setting() {
+  static std::atomic<ConvAlgorithm> setting{ConvAlgorithm::kAuto};
+  return setting;
+}
+
 }  // namespace
+
+ConvAlgorithm conv_algorithm() {
+  return algorithm_setting().load(std::memory_order_relaxed);
+}
+
+void set_conv_algorithm(ConvAlgorithm algorithm) {
+  algorithm_setting().store(algorithm);
+}
 
 int64_t checked_numel(int64_t a, int64_t b, int64_t c, int64_t d) {
   int64_t ab, abc, abcd, bytes;

@@ -56,6 +56,12 @@ struct LcnParams {
   double sigma = 2.0, eps = 1e-4;
 };
 
+// How convolutions are computed. kAuto picks per shape; the others force one algorithm, which
+// is how the tests reach every path on every shape.
+enum class ConvAlgorithm { kAuto, kGemm, kDirect };
+ConvAlgorithm conv_algorithm();
+void set_conv_algorithm(ConvAlgorithm algorithm);
+
 // The function and argument names an error message should mention.
 struct ConvArgNames {
   const char* op = "conv2d";

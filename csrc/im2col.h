@@ -1,0 +1,81 @@
+// im2col and its adjoint col2im, shared by the convolution kernels.
+//
+// For one sample and group, col (Cg * R * S, P * Q) holds in row (c, r, s) and column (oh, ow)
+// the input x[c, oh * sh - ph + r * dh, ow * sw - pw + s * dw], zero where that falls on the
+// padding. The functions take col's leading dimension, so several samples can sit side by side.
+#pragma once
+
+#include <algorithm>
+
+#include "isa.h"
+#include "params.h"
+
+namespace ck {
+namespace CK_ISA {
+
+// Output positions o in [lo, hi) whose input index o * stride + offset lies in [0, in_size).
+inline void valid_range(int64_t offset, int64_t stride, int64_t in_size, int64_t out_size,
+                        int64_t* lo, int64_t* hi) {
+  // smallest o with o * stride + offset >= 0
+  *lo = offset >= 0 ? 0 : (-offset + stride - 1) / stride;
+  // largest o with o * stride + offset <= in_size - 1, plus one
+  const int64_t last = in_size - 1 - offset;
+  *hi = last < 0 ? 0 : std::min(out_size, last / stride + 1);
+  if (*lo > *hi) *lo = *hi;
+}
+
+// Calls row(col_row, oh, c, ih, w_off, ow_lo, ow_hi) for every row of col and output row oh: c
+// is the input channel, ih the input row read (may lie in the padding), w_off the input column
+// of ow = 0, and [ow_lo, ow_hi) the output columns whose input column lies inside the image.
+template <typename Fn>
+void for_each_col_row(const Conv2dParams& p, Fn row) {
+  for (int64_t c = 0; c < p.C / p.groups; ++c) {
+    for (int64_t r = 0; r < p.R; ++r) {
+      for (int64_t s = 0; s < p.S; ++s) {
+        const int64_t col_row = (c * p.R + r) * p.S + s;
+        const int64_t w_off = s * p.dilation.w - p.pad.w;
+        int64_t ow_lo, ow_hi;
+        valid_range(w_off, p.stride.w, p.W, p.Q, &ow_lo, &ow_hi);
+        for (int64_t oh = 0; oh < p.P; ++oh) {
+          const int64_t ih = oh * p.stride.h - p.pad.h + r * p.dilation.h;
+          row(col_row, oh, c, ih, w_off, ow_lo, ow_hi);
+        }
+      }
+    }
+  }
+}
+
+// One sample's columns of col (CRS rows, leading dimension ld) from its group of input channels
+// x_g (Cg, H, W); padding reads as zero.
+template <typename T>
+void im2col(const Conv2dParams& p, const T* x_g, T* col, int64_t ld) {
+  const int64_t sw = p.stride.w;
+  auto copy_row = [&](int64_t col_row, int64_t oh, int64_t c, int64_t ih, int64_t w_off, int64_t lo,
+                      int64_t hi) {
+    T* dst = col + col_row * ld + oh * p.Q;
+    const bool inside = ih >= 0 && ih < p.H;
+    if (!inside) lo = hi = p.Q;  // the whole row is padding
+    const T* src = x_g + (inside ? (c * p.H + ih) * p.W : 0);
+    for (int64_t ow = 0; ow < lo; ++ow) dst[ow] = T(0);
+    for (int64_t ow = lo; ow < hi; ++ow) dst[ow] = src[ow * sw + w_off];
+    for (int64_t ow = hi; ow < p.Q; ++ow) dst[ow] = T(0);
+  };
+  for_each_col_row(p, copy_row);
+}
+
+// dx_g (Cg, H, W) += col2im of one sample's columns of dcol; entries on padding are dropped.
+template <typename T>
+void col2im_add(const Conv2dParams& p, const T* dcol, int64_t ld, T* dx_g) {
+  const int64_t sw = p.stride.w;
+  auto add_row = [&](int64_t col_row, int64_t oh, int64_t c, int64_t ih, int64_t w_off, int64_t lo,
+                     int64_t hi) {
+    if (ih < 0 || ih >= p.H) return;
+    const T* src = dcol + col_row * ld + oh * p.Q;
+    T* dst = dx_g + (c * p.H + ih) * p.W;
+    for (int64_t ow = lo; ow < hi; ++ow) dst[ow * sw + w_off] += src[ow];
+  };
+  for_each_col_row(p, add_row);
+}
+
+}  // namespace CK_ISA
+}  // namespace ck
