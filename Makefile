@@ -21,7 +21,7 @@ $(BIN)/python:
 	$(BIN)/python -m pip install --quiet --upgrade pip
 
 # convkernels itself, rebuilt whenever the build or the C++ changes.
-$(VENV)/.installed: $(BIN)/python pyproject.toml setup.py $(wildcard csrc/*)
+$(VENV)/.installed: $(BIN)/python pyproject.toml setup.py $(wildcard csrc/*) $(wildcard convkernels/include/*)
 	$(BIN)/python -m pip install --quiet --upgrade "setuptools>=77" "pybind11>=2.12"
 	$(BIN)/python -m pip install --quiet --no-build-isolation -e ".[test,train]"
 	touch $@
@@ -31,21 +31,23 @@ $(VENV)/.test-tools: $(VENV)/.installed
 	$(BIN)/python -m pip install --quiet ruff clang-format $(TORCH)
 	touch $@
 
+# One OpenMP thread per core, pinned: on small VMs the scheduler otherwise sometimes stacks both
+# threads on one vCPU, and every parallel region then waits out a time slice (bench/README.md).
 train: $(VENV)/.installed
-	$(BIN)/convkernels train lenet5 --out $(OUT) $(ARGS)
+	OMP_PROC_BIND=true OMP_PLACES=cores $(BIN)/convkernels train lenet5 --out $(OUT) $(ARGS)
 
 lint: $(VENV)/.test-tools
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	$(BIN)/clang-format --dry-run --Werror csrc/*.cpp csrc/*.h
+	$(BIN)/clang-format --dry-run --Werror csrc/*.cpp csrc/*.h convkernels/include/*.h
 
 format: $(VENV)/.test-tools
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
-	$(BIN)/clang-format -i csrc/*.cpp csrc/*.h
+	$(BIN)/clang-format -i csrc/*.cpp csrc/*.h convkernels/include/*.h
 
 test: lint
 	$(BIN)/python -m pytest
 
 clean:
-	rm -rf $(VENV) build *.egg-info convkernels/*.so
+	rm -rf $(VENV) build *.egg-info convkernels/*.so convkernels/lib

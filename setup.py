@@ -1,10 +1,17 @@
-"""Build convkernels._C: the portable bindings plus one copy of every kernel per ISA level.
+"""Build convkernels: the shared library of kernels and C API, and the Python module over it.
 
-The kernel sources (KERNEL_SOURCES) are compiled once per ISA level, each time with
--DCK_ISA=<level> and that level's -m flags, so each copy lives in its own namespace
-ck::<level>; csrc/dispatch.cpp picks a copy at import time from what the CPU reports. Nothing is
-built with -march=native, so a wheel runs on any x86-64 CPU (and on other architectures, where
-only the portable level is built).
+convkernels/lib/libconvkernels.so holds one copy of every kernel per ISA level, the validation
+(params.cpp), the run-time dispatch (dispatch.cpp) and the C API (c_api.cpp, declared in
+convkernels/include/convkernels.h). The kernel sources (KERNEL_SOURCES) are compiled once per ISA
+level, each time with -DCK_ISA=<level> and that level's -m flags, so each copy lives in its own
+namespace ck::<level>; dispatch.cpp picks a copy when the library is first used, from
+CONVKERNELS_ISA or what the CPU reports. Nothing is built with -march=native, so a wheel runs on
+any x86-64 CPU (and on other architectures, where only the portable level is built).
+
+The pybind11 module convkernels._C is bindings.cpp alone, linked against that library and
+finding it through an $ORIGIN rpath; so Python and C callers share one library, one ISA choice
+and one thread setting. The library exports the C API (ck_*) and, for _C, the C++ functions of
+params.h and dispatch.h (namespace ck); a linker version script hides everything else.
 """
 
 import os
@@ -30,8 +37,30 @@ KERNEL_SOURCES = [
     "csrc/lcn.cpp",
     "csrc/kernel_table.cpp",
 ]
-PORTABLE_SOURCES = ["csrc/bindings.cpp", "csrc/params.cpp", "csrc/dispatch.cpp"]
-HEADERS = ["csrc/params.h", "csrc/isa.h", "csrc/kernels.h", "csrc/dispatch.h", "csrc/im2col.h"]
+# Compiled once (baseline ISA) into the library. _C calls params.cpp and dispatch.cpp directly,
+# so they are built with default visibility; c_api.cpp exports only what convkernels.h marks.
+LIBRARY_SOURCES = ["csrc/params.cpp", "csrc/dispatch.cpp", "csrc/c_api.cpp"]
+EXPORTED_CXX_SOURCES = {"csrc/params.cpp", "csrc/dispatch.cpp"}
+BINDING_SOURCES = ["csrc/bindings.cpp"]
+PUBLIC_INCLUDE = "convkernels/include"  # convkernels.get_include()
+LIBRARY = "convkernels"  # convkernels/lib/libconvkernels.so; convkernels.get_library_dir()
+LIBRARY_FILE = f"lib{LIBRARY}.so"
+# What the library exports (GNU ld / lld); the C++ part is private to _C, built with it.
+VERSION_SCRIPT = """{
+  global:
+    ck_*;
+    extern "C++" { ck::*; };
+  local: *;
+};
+"""
+HEADERS = [
+    "csrc/params.h",
+    "csrc/isa.h",
+    "csrc/kernels.h",
+    "csrc/dispatch.h",
+    "csrc/im2col.h",
+    f"{PUBLIC_INCLUDE}/convkernels.h",
+]
 
 # ISA level -> extra compiler flags. Order does not matter here; dispatch.cpp ranks them.
 X86_LEVELS = {
@@ -119,46 +148,103 @@ def check_isa_symbols(objects):
 
 
 class BuildExt(build_ext):
+    """Builds libconvkernels next to _C (in build_lib, or in place for editable installs)."""
+
+    def library_path(self, ext):
+        """Where the library goes: lib/ beside the extension module, wherever that is built."""
+        return os.path.join(os.path.dirname(self.get_ext_fullpath(ext.name)), "lib", LIBRARY_FILE)
+
     def build_extension(self, ext):
         compiler_cmd = self.compiler.compiler_so[0]
         omp = openmp_flags(compiler_cmd)
         levels = isa_levels()
-        jobs = []
+        build_macros = [
+            (f"CK_BUILD_{level.upper()}", "1") for level in levels if level != "portable"
+        ]
+        jobs = []  # (source, object dir, macros, flags)
         for level, flags in levels.items():
             out_dir = os.path.join(self.build_temp, f"isa_{level}")
             for src in KERNEL_SOURCES:
-                jobs.append((src, out_dir, level, COMMON_FLAGS + omp + flags))
+                jobs.append((src, out_dir, [("CK_ISA", level)], COMMON_FLAGS + omp + flags))
+        kernel_jobs = len(jobs)
+        for src in LIBRARY_SOURCES:
+            visibility = ["-fvisibility=default"] if src in EXPORTED_CXX_SOURCES else []
+            jobs.append((src, os.path.join(self.build_temp, "lib"), build_macros,
+                         COMMON_FLAGS + omp + visibility))  # fmt: skip
 
         def compile_one(job):
-            src, out_dir, level, flags = job
+            src, out_dir, macros, flags = job
             return self.compiler.compile(
                 [src],
                 output_dir=out_dir,
-                macros=[("CK_ISA", level)],
-                include_dirs=["csrc"],
+                macros=macros,
+                include_dirs=["csrc", PUBLIC_INCLUDE],
                 extra_postargs=flags,
                 depends=HEADERS,
             )
 
         with ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
-            objects = [obj for objs in pool.map(compile_one, jobs) for obj in objs]
-        check_isa_symbols(objects)
-        ext.extra_objects = objects
-        ext.define_macros += [
-            (f"CK_BUILD_{level.upper()}", "1") for level in levels if level != "portable"
-        ]
-        ext.extra_compile_args += COMMON_FLAGS + omp
-        ext.extra_link_args += omp
+            compiled = list(pool.map(compile_one, jobs))
+        check_isa_symbols([obj for objs in compiled[:kernel_jobs] for obj in objs])
+        objects = [obj for objs in compiled for obj in objs]
+
+        library = self.library_path(ext)
+        link_args = list(omp)
+        if sys.platform.startswith("linux"):
+            script = os.path.join(self.build_temp, "libconvkernels.map")
+            os.makedirs(self.build_temp, exist_ok=True)
+            with open(script, "w") as f:
+                f.write(VERSION_SCRIPT)
+            link_args += [
+                f"-Wl,-soname,{LIBRARY_FILE}",
+                f"-Wl,--version-script={script}",
+                "-Wl,--no-undefined",
+            ]
+        self.compiler.link_shared_object(
+            objects, library, extra_postargs=link_args, target_lang="c++"
+        )
+
+        ext.library_dirs += [os.path.dirname(library)]
+        ext.libraries += [LIBRARY]
+        ext.extra_compile_args += COMMON_FLAGS
+        ext.extra_link_args += ["-Wl,-rpath,$ORIGIN/lib"]
         super().build_extension(ext)
+
+    # The library is one more output: a wheel carries it (from build_lib), and an editable install
+    # gets it copied into the source tree beside _C.
+    def _library_mapping(self):
+        build_py = self.get_finalized_command("build_py")
+        for ext in self.extensions:
+            package = ext.name.rpartition(".")[0]
+            regular = os.path.join(self.build_lib, *package.split("."), "lib", LIBRARY_FILE)
+            yield regular, os.path.join(build_py.get_package_dir(package), "lib", LIBRARY_FILE)
+
+    def copy_extensions_to_source(self):
+        super().copy_extensions_to_source()
+        for regular, inplace in self._library_mapping():
+            self.mkpath(os.path.dirname(inplace))
+            self.copy_file(regular, inplace, level=self.verbose)
+
+    def get_output_mapping(self):
+        mapping = super().get_output_mapping()
+        if self.inplace:
+            mapping.update(dict(self._library_mapping()))
+        return mapping
+
+    def get_outputs(self):
+        outputs = super().get_outputs()
+        if not self.inplace:
+            outputs += [self.library_path(ext) for ext in self.extensions]
+        return outputs
 
 
 setup(
     ext_modules=[
         Pybind11Extension(
             "convkernels._C",
-            PORTABLE_SOURCES,
+            BINDING_SOURCES,
             include_dirs=["csrc"],
-            depends=HEADERS + KERNEL_SOURCES,
+            depends=HEADERS + KERNEL_SOURCES + LIBRARY_SOURCES,
             cxx_std=17,
         )
     ],

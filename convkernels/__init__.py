@@ -3,6 +3,9 @@
 The functional API (see convkernels.ops) works on NCHW float32/float64 arrays. The kernels are
 compiled for several ISA levels and the best one this CPU supports is chosen at import; set
 CONVKERNELS_ISA=avx512|avx2|portable to force one, or call set_isa().
+
+The same kernels are a C library: get_include() and get_library_dir() give the directories of
+convkernels.h and libconvkernels.so (see README.md, "Use from C").
 """
 
 import os
@@ -45,13 +48,32 @@ __all__ = [
     "relu",
     "relu_backward",
     "cuda_available",
+    "get_include",
     "get_isa",
+    "get_library_dir",
     "get_num_threads",
     "info",
     "set_isa",
     "set_num_threads",
     "supported_isas",
 ]
+
+
+_PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__))
+
+
+def get_include():
+    """The directory of convkernels.h, the C API header: cc -I"$(that)" ... (as numpy's)."""
+    return os.path.join(_PACKAGE_DIR, "include")
+
+
+def get_library_dir():
+    """The directory of libconvkernels.so, the kernels and the C API: -L"$(that)" -lconvkernels.
+
+    Link with -Wl,-rpath,<this directory> (or set LD_LIBRARY_PATH) so the program finds it when
+    it runs. The Python module convkernels._C runs on this same library.
+    """
+    return os.path.join(_PACKAGE_DIR, "lib")
 
 
 def get_isa():

@@ -114,8 +114,8 @@ def _train(args):
 
     config = TrainConfig(
         model=args.model_opt or args.model_arg or "lenet5", dataset=args.dataset,
-        epochs=args.epochs, batch_size=args.batch_size,
-        lr=args.lr, seed=args.seed, threads=args.threads, out=args.out, resume=args.resume,
+        epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, lr_step=args.lr_step,
+        seed=args.seed, threads=args.threads, out=args.out, resume=args.resume,
         data_dir=args.data_dir, limit=args.limit, progress=not args.no_progress,
     )  # fmt: skip
     try:
@@ -210,6 +210,7 @@ def main(argv=None):
     train.add_argument("--epochs", type=int, help="default: the model's own")
     train.add_argument("--batch-size", type=int, help="default: the model's own")
     train.add_argument("--lr", type=float, help="initial learning rate (default: the model's)")
+    train.add_argument("--lr-step", type=int, help="epochs between 10x learning-rate drops")
     train.add_argument("--threads", type=int, help="kernel threads (default: all cores)")
     train.add_argument("--seed", type=int, default=0)
     train.add_argument("--out", default="runs/latest", help="output directory")

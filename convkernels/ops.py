@@ -2,8 +2,18 @@
 
 Inputs may be NumPy arrays or anything with the buffer protocol or __dlpack__ (a PyTorch CPU
 tensor, for instance); they are read without copying when already C-contiguous and aligned, and
-copied first otherwise. Inputs are never modified. Results are new NumPy arrays. Defaults follow
-torch.nn.functional. Wrong input raises TypeError or ValueError naming the argument.
+copied first otherwise. Inputs are never modified. Defaults follow torch.nn.functional. Wrong
+input raises TypeError or ValueError naming the argument.
+
+Results are new NumPy arrays, unless the keyword argument ``out`` gives a buffer to write into:
+an array (NumPy, or any writable object with the buffer protocol or __dlpack__, e.g. a PyTorch
+CPU tensor) of exactly the result's shape and dtype, C-contiguous, aligned and writable, sharing
+no memory with an input. The kernel writes straight into it, without a copy, and the op returns
+a NumPy view of it (``out`` itself for a NumPy array). Other buffers are refused with a
+TypeError (wrong dtype, not an array) or ValueError (shape, layout, read-only, overlap) naming
+``out``, never copied into. The exceptions: ``relu(x, out=x)`` and ``relu_backward(dy, x,
+out=dy)`` run in place, and ``gemm(a, b, c, out=c)`` accumulates into c as BLAS does.
+``max_pool2d`` takes ``out=(y, idx)``.
 """
 
 from . import _C
@@ -49,7 +59,12 @@ def _pool_args(op, kernel_size, stride, padding, ceil_mode, count_include_pad=Tr
     )
 
 
-def conv2d(x, w, b=None, stride=1, padding=0, dilation=1, groups=1):
+def _out(out, op):
+    """The out= buffer as a NumPy view (never a copy), or None."""
+    return None if out is None else as_array(out, op, "out")
+
+
+def conv2d(x, w, b=None, stride=1, padding=0, dilation=1, groups=1, *, out=None):
     """y = x ⋆ w + b. x: (N, C, H, W), w: (K, C/groups, R, S), b: (K,) or None -> (N, K, P, Q)."""
     op = "conv2d"
     b = None if b is None else as_array(b, op, "b")
@@ -58,10 +73,13 @@ def conv2d(x, w, b=None, stride=1, padding=0, dilation=1, groups=1):
         as_array(w, op, "w"),
         b,
         _conv_args(op, stride, padding, dilation, groups),
+        _out(out, op),
     )
 
 
-def conv2d_backward_input(dy, w, input_shape, stride=1, padding=0, dilation=1, groups=1):
+def conv2d_backward_input(
+    dy, w, input_shape, stride=1, padding=0, dilation=1, groups=1, *, out=None
+):
     """Gradient of conv2d with respect to x, of shape input_shape, from dy: (N, K, P, Q)."""
     op = "conv2d_backward_input"
     return _C.conv2d_backward_input(
@@ -69,10 +87,13 @@ def conv2d_backward_input(dy, w, input_shape, stride=1, padding=0, dilation=1, g
         as_array(w, op, "w"),
         as_shape4(input_shape, op, "input_shape"),
         _conv_args(op, stride, padding, dilation, groups),
+        _out(out, op),
     )
 
 
-def conv2d_backward_weight(x, dy, weight_shape, stride=1, padding=0, dilation=1, groups=1):
+def conv2d_backward_weight(
+    x, dy, weight_shape, stride=1, padding=0, dilation=1, groups=1, *, out=None
+):
     """Gradient of conv2d with respect to w, of shape weight_shape (K, C/groups, R, S)."""
     op = "conv2d_backward_weight"
     return _C.conv2d_backward_weight(
@@ -80,45 +101,72 @@ def conv2d_backward_weight(x, dy, weight_shape, stride=1, padding=0, dilation=1,
         as_array(dy, op, "dy"),
         as_shape4(weight_shape, op, "weight_shape"),
         _conv_args(op, stride, padding, dilation, groups),
+        _out(out, op),
     )
 
 
-def conv2d_backward_bias(dy):
+def conv2d_backward_bias(dy, *, out=None):
     """Gradient of conv2d with respect to b: dy (N, K, P, Q) summed over N, P, Q -> (K,)."""
-    return _C.conv2d_backward_bias(as_array(dy, "conv2d_backward_bias", "dy"))
+    op = "conv2d_backward_bias"
+    return _C.conv2d_backward_bias(as_array(dy, op, "dy"), _out(out, op))
 
 
-def max_pool2d(x, kernel_size, stride=None, padding=0, ceil_mode=False):
+def max_pool2d(x, kernel_size, stride=None, padding=0, ceil_mode=False, *, out=None):
     """(y, idx): window maxima and, in idx (int64), the flat index h * W + w of each one.
 
     Padding is never selected. Ties go to the first maximum in row-major window order; a NaN in
     the window wins (the first NaN, where PyTorch keeps the last: only idx can differ).
+    out, if given, is a pair (y, idx) of buffers (x's dtype and int64) that the kernel fills.
     """
     op = "max_pool2d"
+    out_y = out_idx = None
+    if out is not None:
+        if not isinstance(out, (tuple, list)) or len(out) != 2:
+            raise TypeError(
+                f"{op}: out must be a pair (y, idx) of arrays, got {type(out).__name__}"
+            )
+        out_y, out_idx = as_array(out[0], op, "out[0] (y)"), as_array(out[1], op, "out[1] (idx)")
     return _C.max_pool2d(
-        as_array(x, op, "x"), _pool_args(op, kernel_size, stride, padding, ceil_mode)
+        as_array(x, op, "x"),
+        _pool_args(op, kernel_size, stride, padding, ceil_mode),
+        out_y,
+        out_idx,
     )
 
 
-def max_pool2d_backward(dy, idx, input_shape):
+def max_pool2d_backward(dy, idx, input_shape, *, out=None):
     """Gradient of max_pool2d: dy added at the positions idx recorded, into input_shape."""
     op = "max_pool2d_backward"
     return _C.max_pool2d_backward(
-        as_array(dy, op, "dy"), as_array(idx, op, "idx"), as_shape4(input_shape, op, "input_shape")
+        as_array(dy, op, "dy"),
+        as_array(idx, op, "idx"),
+        as_shape4(input_shape, op, "input_shape"),
+        _out(out, op),
     )
 
 
-def avg_pool2d(x, kernel_size, stride=None, padding=0, ceil_mode=False, count_include_pad=True):
+def avg_pool2d(
+    x, kernel_size, stride=None, padding=0, ceil_mode=False, count_include_pad=True, *, out=None
+):
     """Window means; the divisor follows PyTorch (see README, "Conventions")."""
     op = "avg_pool2d"
     return _C.avg_pool2d(
         as_array(x, op, "x"),
         _pool_args(op, kernel_size, stride, padding, ceil_mode, count_include_pad),
+        _out(out, op),
     )
 
 
 def avg_pool2d_backward(
-    dy, input_shape, kernel_size, stride=None, padding=0, ceil_mode=False, count_include_pad=True
+    dy,
+    input_shape,
+    kernel_size,
+    stride=None,
+    padding=0,
+    ceil_mode=False,
+    count_include_pad=True,
+    *,
+    out=None,
 ):
     """Gradient of avg_pool2d with respect to its input, of shape input_shape."""
     op = "avg_pool2d_backward"
@@ -126,23 +174,30 @@ def avg_pool2d_backward(
         as_array(dy, op, "dy"),
         as_shape4(input_shape, op, "input_shape"),
         _pool_args(op, kernel_size, stride, padding, ceil_mode, count_include_pad),
+        _out(out, op),
     )
 
 
-def relu(x, negative_slope=0.0):
-    """max(0, x), or negative_slope * x where x <= 0. Any shape."""
-    return _C.relu(as_array(x, "relu", "x"), as_float(negative_slope, "relu", "negative_slope"))
+def relu(x, negative_slope=0.0, *, out=None):
+    """max(0, x), or negative_slope * x where x <= 0. Any shape. out=x runs in place."""
+    op = "relu"
+    return _C.relu(
+        as_array(x, op, "x"), as_float(negative_slope, op, "negative_slope"), _out(out, op)
+    )
 
 
-def relu_backward(dy, x, negative_slope=0.0):
-    """dy where x > 0, negative_slope * dy elsewhere."""
+def relu_backward(dy, x, negative_slope=0.0, *, out=None):
+    """dy where x > 0, negative_slope * dy elsewhere. out=dy runs in place."""
     op = "relu_backward"
     return _C.relu_backward(
-        as_array(dy, op, "dy"), as_array(x, op, "x"), as_float(negative_slope, op, "negative_slope")
+        as_array(dy, op, "dy"),
+        as_array(x, op, "x"),
+        as_float(negative_slope, op, "negative_slope"),
+        _out(out, op),
     )
 
 
-def lrn(x, size, alpha=1e-4, beta=0.75, k=1.0):
+def lrn(x, size, alpha=1e-4, beta=0.75, k=1.0, *, out=None):
     """Cross-channel LRN, as torch.nn.functional.local_response_norm (alpha is divided by size)."""
     op = "lrn"
     return _C.lrn(
@@ -151,10 +206,11 @@ def lrn(x, size, alpha=1e-4, beta=0.75, k=1.0):
         as_float(alpha, op, "alpha"),
         as_float(beta, op, "beta"),
         as_float(k, op, "k"),
+        _out(out, op),
     )
 
 
-def lrn_backward(dy, x, size, alpha=1e-4, beta=0.75, k=1.0):
+def lrn_backward(dy, x, size, alpha=1e-4, beta=0.75, k=1.0, *, out=None):
     """Gradient of lrn with respect to x."""
     op = "lrn_backward"
     return _C.lrn_backward(
@@ -164,10 +220,11 @@ def lrn_backward(dy, x, size, alpha=1e-4, beta=0.75, k=1.0):
         as_float(alpha, op, "alpha"),
         as_float(beta, op, "beta"),
         as_float(k, op, "k"),
+        _out(out, op),
     )
 
 
-def lcn(x, size=9, sigma=2.0, eps=1e-4):
+def lcn(x, size=9, sigma=2.0, eps=1e-4, *, out=None):
     """Local contrast normalization (Jarrett et al. 2009); formula in README, "Conventions"."""
     op = "lcn"
     return _C.lcn(
@@ -175,10 +232,11 @@ def lcn(x, size=9, sigma=2.0, eps=1e-4):
         as_int(size, op, "size"),
         as_float(sigma, op, "sigma"),
         as_float(eps, op, "eps"),
+        _out(out, op),
     )
 
 
-def lcn_backward(dy, x, size=9, sigma=2.0, eps=1e-4):
+def lcn_backward(dy, x, size=9, sigma=2.0, eps=1e-4, *, out=None):
     """Gradient of lcn with respect to x (a subgradient where the max in the divisor ties)."""
     op = "lcn_backward"
     return _C.lcn_backward(
@@ -187,14 +245,15 @@ def lcn_backward(dy, x, size=9, sigma=2.0, eps=1e-4):
         as_int(size, op, "size"),
         as_float(sigma, op, "sigma"),
         as_float(eps, op, "eps"),
+        _out(out, op),
     )
 
 
-def gemm(a, b, c=None, trans_a=False, trans_b=False, alpha=1.0, beta=0.0):
-    """alpha * op(a) @ op(b) + beta * c as a new array; op transposes when trans_* is set.
+def gemm(a, b, c=None, trans_a=False, trans_b=False, alpha=1.0, beta=0.0, *, out=None):
+    """alpha * op(a) @ op(b) + beta * c, in a new array or in out; op transposes when trans_*.
 
     The matrix multiply under every convolution, exposed for dense layers and benchmarks. With
-    c=None (or beta=0) c is not read.
+    c=None (or beta=0) c is not read. out may be c itself: c = alpha op(a) op(b) + beta c.
     """
     op = "gemm"
     c = None if c is None else as_array(c, op, "c")
@@ -206,4 +265,5 @@ def gemm(a, b, c=None, trans_a=False, trans_b=False, alpha=1.0, beta=0.0):
         as_bool(trans_b, op, "trans_b"),
         as_float(alpha, op, "alpha"),
         as_float(beta, op, "beta"),
+        _out(out, op),
     )

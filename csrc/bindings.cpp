@@ -1,10 +1,15 @@
 // pybind11 module convkernels._C: the only C++ file that knows Python.
 //
 // Every function here turns Python objects into (pointer, params), runs the op's check from
-// params.cpp, allocates the output, releases the GIL and calls the active kernel table. Inputs
-// are never written: kernels take them as const, and arrays that are not C-contiguous and aligned
-// are copied first. Errors become TypeError (wrong kind of object or dtype) or ValueError (wrong
-// shape or parameter), naming the argument.
+// params.cpp, allocates the output (or checks the caller's out= buffer), releases the GIL and
+// calls the active kernel table. Inputs are never written: kernels take them as const, and arrays
+// that are not C-contiguous and aligned are copied first. Errors become TypeError (wrong kind of
+// object or dtype) or ValueError (wrong shape or parameter), naming the argument.
+//
+// This module holds no kernels: it links against the shared library convkernels/lib/
+// libconvkernels.so (found through an $ORIGIN rpath), which holds the kernels, params.cpp,
+// dispatch.cpp and the C API, so Python and C callers in one process share one ISA choice and
+// one thread setting.
 #include <pybind11/numpy.h>
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
@@ -12,14 +17,12 @@
 #include <algorithm>
 #include <array>
 #include <atomic>
+#include <cstdint>
+#include <initializer_list>
 #include <limits>
 #include <string>
 #include <utility>
 #include <vector>
-
-#ifdef _OPENMP
-#include <omp.h>
-#endif
 
 #include "dispatch.h"
 #include "params.h"
@@ -32,7 +35,8 @@ namespace {
 using Pair = std::pair<int64_t, int64_t>;
 using Shape4 = std::array<int64_t, 4>;
 
-constexpr int kNumpyAligned = 0x0100;  // NPY_ARRAY_ALIGNED
+constexpr int kNumpyAligned = 0x0100;    // NPY_ARRAY_ALIGNED
+constexpr int kNumpyWriteable = 0x0400;  // NPY_ARRAY_WRITEABLE
 
 enum class Dtype { F32, F64 };
 
@@ -146,6 +150,86 @@ T* mut_ptr(py::array& a) {
   return static_cast<T*>(a.mutable_data());
 }
 
+// ---------------------------------------------------------------------------------------------
+// out= buffers
+
+std::string shape_str(const std::vector<py::ssize_t>& shape) {
+  std::string s = "(";
+  for (size_t i = 0; i < shape.size(); ++i) s += (i ? ", " : "") + std::to_string(shape[i]);
+  return s + (shape.size() == 1 ? ",)" : ")");
+}
+
+// The bytes [first, last) that an array's elements span; empty for an empty array.
+std::pair<intptr_t, intptr_t> byte_extent(const py::array& a) {
+  if (a.size() == 0) return {0, 0};
+  intptr_t lo = reinterpret_cast<intptr_t>(a.data()), hi = lo;
+  for (py::ssize_t i = 0; i < a.ndim(); ++i) {
+    const intptr_t step = a.strides(i) * (a.shape(i) - 1);
+    (step < 0 ? lo : hi) += step;
+  }
+  return {lo, hi + a.itemsize()};
+}
+
+// Whether two arrays' spans of memory intersect (NumPy's may_share_memory).
+bool may_share_memory(const py::array& a, const py::array& b) {
+  const auto [a0, a1] = byte_extent(a);
+  const auto [b0, b1] = byte_extent(b);
+  return a0 < a1 && b0 < b1 && a0 < b1 && b0 < a1;
+}
+
+// An argument the output must not overlap: the object as the caller passed it (before any
+// contiguous copy), or None.
+struct Source {
+  py::handle obj;
+  const char* name;
+};
+
+// The array the kernel writes: a new one when `out` is None, else the caller's buffer `out`,
+// checked to be exactly what the kernel writes into directly: of the result's dtype and shape,
+// C-contiguous and aligned, writeable, and sharing no memory with an input (`sources`). The one
+// exception is `in_place`: the input that out may be exactly (ReLU's x, or dy of its backward).
+template <typename T>
+py::array output(py::handle out, const std::vector<py::ssize_t>& shape, const char* op,
+                 const char* name, std::initializer_list<Source> sources,
+                 const char* in_place = nullptr) {
+  if (out.is_none()) return new_array<T>(shape);
+  const std::string what = std::string(op) + ": " + name;
+  if (!py::isinstance<py::array>(out)) {
+    throw py::type_error(what + " must be an array (NumPy, or any writable object with the " +
+                         "buffer protocol or __dlpack__), got " +
+                         py::str(py::type::of(out).attr("__name__")).cast<std::string>());
+  }
+  auto a = py::reinterpret_borrow<py::array>(out);
+  if (!a.dtype().equal(py::dtype::of<T>())) {
+    throw py::type_error(what + " must have dtype " +
+                         py::str(py::dtype::of<T>()).cast<std::string>() +
+                         " (the dtype of the result), got " + dtype_name(a));
+  }
+  if (std::vector<py::ssize_t>(a.shape(), a.shape() + a.ndim()) != shape) {
+    fail(what + " must have shape " + shape_str(shape) + " (the shape of the result), got " +
+         shape_str(a));
+  }
+  constexpr int kDirect = py::array::c_style | kNumpyAligned;
+  if ((a.flags() & kDirect) != kDirect) {
+    fail(what + " must be C-contiguous and aligned: the kernel writes into it directly" +
+         " (pass a contiguous buffer, or no out)");
+  }
+  if ((a.flags() & kNumpyWriteable) == 0) fail(what + " is read-only");
+  for (const Source& source : sources) {
+    if (source.obj.is_none() || !py::isinstance<py::array>(source.obj)) continue;
+    const auto input = py::reinterpret_borrow<py::array>(source.obj);
+    if (!may_share_memory(a, input)) continue;
+    const bool allowed = in_place != nullptr && std::string(source.name) == in_place;
+    if (allowed && input.data() == a.data() && byte_extent(input) == byte_extent(a)) continue;
+    fail(what + " shares memory with " + source.name +
+         (allowed
+              ? std::string("; only ") + name + "=" + source.name + " exactly (in place) is allowed"
+              : std::string("; the kernel would overwrite an input it still reads: pass a ") +
+                    "separate buffer"));
+  }
+  return a;
+}
+
 // Runs f<float> or f<double> according to the dtype.
 template <typename F>
 auto by_dtype(Dtype dtype, F&& f) {
@@ -181,7 +265,8 @@ Shape4 shape_arg(const Shape4& s, const char* op, const char* name) {
   return s;
 }
 
-py::array conv2d(py::handle x_obj, py::handle w_obj, py::handle b_obj, ConvArgs args) {
+py::array conv2d(py::handle x_obj, py::handle w_obj, py::handle b_obj, ConvArgs args,
+                 py::handle out) {
   const char* op = "conv2d";
   const py::array x = input(x_obj, op, "x"), w = input(w_obj, op, "w");
   require_ndim(x, 4, op, "x", "(N, C, H, W)");
@@ -200,9 +285,10 @@ py::array conv2d(py::handle x_obj, py::handle w_obj, py::handle b_obj, ConvArgs 
   const Conv2dParams p = conv_params(shape4(x), shape4(w), args, ConvArgNames{});
   return by_dtype(dtype, [&](auto t) -> py::array {
     using T = decltype(t);
-    auto y = new_array<T>({p.N, p.K, p.P, p.Q});
+    py::array y =
+        output<T>(out, {p.N, p.K, p.P, p.Q}, op, "out", {{x_obj, "x"}, {w_obj, "w"}, {b_obj, "b"}});
     const T* b_ptr = has_bias ? ptr<T>(b) : nullptr;
-    T* y_ptr = y.mutable_data();
+    T* y_ptr = mut_ptr<T>(y);
     py::gil_scoped_release release;
     active_kernels().table<T>().conv2d_forward(p, ptr<T>(x), ptr<T>(w), b_ptr, y_ptr);
     return y;
@@ -210,7 +296,7 @@ py::array conv2d(py::handle x_obj, py::handle w_obj, py::handle b_obj, ConvArgs 
 }
 
 py::array conv2d_backward_input(py::handle dy_obj, py::handle w_obj, Shape4 input_shape,
-                                ConvArgs args) {
+                                ConvArgs args, py::handle out) {
   const char* op = "conv2d_backward_input";
   const py::array dy = input(dy_obj, op, "dy"), w = input(w_obj, op, "w");
   require_ndim(w, 4, op, "w", "(K, C / groups, R, S)");
@@ -221,8 +307,8 @@ py::array conv2d_backward_input(py::handle dy_obj, py::handle w_obj, Shape4 inpu
   require_shape(dy, {p.N, p.K, p.P, p.Q}, op, "dy", "(the forward output for input_shape and w)");
   return by_dtype(dtype, [&](auto t) -> py::array {
     using T = decltype(t);
-    auto dx = new_array<T>({p.N, p.C, p.H, p.W});
-    T* dx_ptr = dx.mutable_data();
+    py::array dx = output<T>(out, {p.N, p.C, p.H, p.W}, op, "out", {{dy_obj, "dy"}, {w_obj, "w"}});
+    T* dx_ptr = mut_ptr<T>(dx);
     py::gil_scoped_release release;
     active_kernels().table<T>().conv2d_backward_input(p, ptr<T>(dy), ptr<T>(w), dx_ptr);
     return dx;
@@ -230,7 +316,7 @@ py::array conv2d_backward_input(py::handle dy_obj, py::handle w_obj, Shape4 inpu
 }
 
 py::array conv2d_backward_weight(py::handle x_obj, py::handle dy_obj, Shape4 weight_shape,
-                                 ConvArgs args) {
+                                 ConvArgs args, py::handle out) {
   const char* op = "conv2d_backward_weight";
   const py::array x = input(x_obj, op, "x"), dy = input(dy_obj, op, "dy");
   require_ndim(x, 4, op, "x", "(N, C, H, W)");
@@ -241,15 +327,17 @@ py::array conv2d_backward_weight(py::handle x_obj, py::handle dy_obj, Shape4 wei
   require_shape(dy, {p.N, p.K, p.P, p.Q}, op, "dy", "(the forward output for x and weight_shape)");
   return by_dtype(dtype, [&](auto t) -> py::array {
     using T = decltype(t);
-    auto dw = new_array<T>({weight_shape[0], weight_shape[1], weight_shape[2], weight_shape[3]});
-    T* dw_ptr = dw.mutable_data();
+    py::array dw =
+        output<T>(out, {weight_shape[0], weight_shape[1], weight_shape[2], weight_shape[3]}, op,
+                  "out", {{x_obj, "x"}, {dy_obj, "dy"}});
+    T* dw_ptr = mut_ptr<T>(dw);
     py::gil_scoped_release release;
     active_kernels().table<T>().conv2d_backward_weight(p, ptr<T>(x), ptr<T>(dy), dw_ptr);
     return dw;
   });
 }
 
-py::array conv2d_backward_bias(py::handle dy_obj) {
+py::array conv2d_backward_bias(py::handle dy_obj, py::handle out) {
   const char* op = "conv2d_backward_bias";
   const py::array dy = input(dy_obj, op, "dy");
   require_ndim(dy, 4, op, "dy", "(N, K, P, Q)");
@@ -258,8 +346,8 @@ py::array conv2d_backward_bias(py::handle dy_obj) {
   p.N = dy.shape(0), p.K = dy.shape(1), p.P = dy.shape(2), p.Q = dy.shape(3);
   return by_dtype(dtype, [&](auto t) -> py::array {
     using T = decltype(t);
-    auto db = new_array<T>({p.K});
-    T* db_ptr = db.mutable_data();
+    py::array db = output<T>(out, {p.K}, op, "out", {{dy_obj, "dy"}});
+    T* db_ptr = mut_ptr<T>(db);
     py::gil_scoped_release release;
     active_kernels().table<T>().conv2d_backward_bias(p, ptr<T>(dy), db_ptr);
     return db;
@@ -288,7 +376,7 @@ Pool2dParams pool_params(const Shape4& x, const PoolArgs& a, const char* op,
   return p;
 }
 
-py::tuple max_pool2d(py::handle x_obj, PoolArgs args) {
+py::tuple max_pool2d(py::handle x_obj, PoolArgs args, py::handle out_y, py::handle out_idx) {
   const char* op = "max_pool2d";
   const py::array x = input(x_obj, op, "x");
   require_ndim(x, 4, op, "x", "(N, C, H, W)");
@@ -296,10 +384,11 @@ py::tuple max_pool2d(py::handle x_obj, PoolArgs args) {
   const Pool2dParams p = pool_params(shape4(x), args, op, "x");
   return by_dtype(dtype, [&](auto t) -> py::tuple {
     using T = decltype(t);
-    auto y = new_array<T>({p.N, p.C, p.P, p.Q});
-    auto idx = new_array<int64_t>({p.N, p.C, p.P, p.Q});
-    T* y_ptr = y.mutable_data();
-    int64_t* idx_ptr = idx.mutable_data();
+    py::array y = output<T>(out_y, {p.N, p.C, p.P, p.Q}, op, "out[0] (y)", {{x_obj, "x"}});
+    py::array idx = output<int64_t>(out_idx, {p.N, p.C, p.P, p.Q}, op, "out[1] (idx)",
+                                    {{x_obj, "x"}, {y, "out[0] (y)"}});
+    T* y_ptr = mut_ptr<T>(y);
+    int64_t* idx_ptr = mut_ptr<int64_t>(idx);
     {
       py::gil_scoped_release release;
       active_kernels().table<T>().max_pool2d_forward(p, ptr<T>(x), y_ptr, idx_ptr);
@@ -308,7 +397,8 @@ py::tuple max_pool2d(py::handle x_obj, PoolArgs args) {
   });
 }
 
-py::array max_pool2d_backward(py::handle dy_obj, py::handle idx_obj, Shape4 input_shape) {
+py::array max_pool2d_backward(py::handle dy_obj, py::handle idx_obj, Shape4 input_shape,
+                              py::handle out) {
   const char* op = "max_pool2d_backward";
   const py::array dy = input(dy_obj, op, "dy");
   const py::array idx = input(idx_obj, op, "idx");
@@ -348,15 +438,16 @@ py::array max_pool2d_backward(py::handle dy_obj, py::handle idx_obj, Shape4 inpu
   }
   return by_dtype(dtype, [&](auto t) -> py::array {
     using T = decltype(t);
-    auto dx = new_array<T>({p.N, p.C, p.H, p.W});
-    T* dx_ptr = dx.mutable_data();
+    py::array dx =
+        output<T>(out, {p.N, p.C, p.H, p.W}, op, "out", {{dy_obj, "dy"}, {idx_obj, "idx"}});
+    T* dx_ptr = mut_ptr<T>(dx);
     py::gil_scoped_release release;
     active_kernels().table<T>().max_pool2d_backward(p, ptr<T>(dy), idx_ptr, dx_ptr);
     return dx;
   });
 }
 
-py::array avg_pool2d(py::handle x_obj, PoolArgs args) {
+py::array avg_pool2d(py::handle x_obj, PoolArgs args, py::handle out) {
   const char* op = "avg_pool2d";
   const py::array x = input(x_obj, op, "x");
   require_ndim(x, 4, op, "x", "(N, C, H, W)");
@@ -364,15 +455,16 @@ py::array avg_pool2d(py::handle x_obj, PoolArgs args) {
   const Pool2dParams p = pool_params(shape4(x), args, op, "x");
   return by_dtype(dtype, [&](auto t) -> py::array {
     using T = decltype(t);
-    auto y = new_array<T>({p.N, p.C, p.P, p.Q});
-    T* y_ptr = y.mutable_data();
+    py::array y = output<T>(out, {p.N, p.C, p.P, p.Q}, op, "out", {{x_obj, "x"}});
+    T* y_ptr = mut_ptr<T>(y);
     py::gil_scoped_release release;
     active_kernels().table<T>().avg_pool2d_forward(p, ptr<T>(x), y_ptr);
     return y;
   });
 }
 
-py::array avg_pool2d_backward(py::handle dy_obj, Shape4 input_shape, PoolArgs args) {
+py::array avg_pool2d_backward(py::handle dy_obj, Shape4 input_shape, PoolArgs args,
+                              py::handle out) {
   const char* op = "avg_pool2d_backward";
   const py::array dy = input(dy_obj, op, "dy");
   const Dtype dtype = float_dtype(dy, op, "dy");
@@ -381,8 +473,8 @@ py::array avg_pool2d_backward(py::handle dy_obj, Shape4 input_shape, PoolArgs ar
   require_shape(dy, {p.N, p.C, p.P, p.Q}, op, "dy", "(the forward output for input_shape)");
   return by_dtype(dtype, [&](auto t) -> py::array {
     using T = decltype(t);
-    auto dx = new_array<T>({p.N, p.C, p.H, p.W});
-    T* dx_ptr = dx.mutable_data();
+    py::array dx = output<T>(out, {p.N, p.C, p.H, p.W}, op, "out", {{dy_obj, "dy"}});
+    T* dx_ptr = mut_ptr<T>(dx);
     py::gil_scoped_release release;
     active_kernels().table<T>().avg_pool2d_backward(p, ptr<T>(dy), dx_ptr);
     return dx;
@@ -404,7 +496,7 @@ void require_same_shape(const py::array& a, const py::array& ref, const char* op
   }
 }
 
-py::array relu(py::handle x_obj, double negative_slope) {
+py::array relu(py::handle x_obj, double negative_slope, py::handle out) {
   const char* op = "relu";
   const py::array x = input(x_obj, op, "x");
   const Dtype dtype = float_dtype(x, op, "x");
@@ -412,15 +504,16 @@ py::array relu(py::handle x_obj, double negative_slope) {
   check(relu_check(p, op));
   return by_dtype(dtype, [&](auto t) -> py::array {
     using T = decltype(t);
-    auto y = new_array<T>(shape_of(x));
-    T* y_ptr = y.mutable_data();
+    py::array y = output<T>(out, shape_of(x), op, "out", {{x_obj, "x"}}, "x");
+    T* y_ptr = mut_ptr<T>(y);
     py::gil_scoped_release release;
     active_kernels().table<T>().relu_forward(p, ptr<T>(x), y_ptr);
     return y;
   });
 }
 
-py::array relu_backward(py::handle dy_obj, py::handle x_obj, double negative_slope) {
+py::array relu_backward(py::handle dy_obj, py::handle x_obj, double negative_slope,
+                        py::handle out) {
   const char* op = "relu_backward";
   const py::array dy = input(dy_obj, op, "dy"), x = input(x_obj, op, "x");
   const Dtype dtype = same_dtype(op, {{&dy, "dy"}, {&x, "x"}});
@@ -429,8 +522,8 @@ py::array relu_backward(py::handle dy_obj, py::handle x_obj, double negative_slo
   check(relu_check(p, op));
   return by_dtype(dtype, [&](auto t) -> py::array {
     using T = decltype(t);
-    auto dx = new_array<T>(shape_of(x));
-    T* dx_ptr = dx.mutable_data();
+    py::array dx = output<T>(out, shape_of(x), op, "out", {{dy_obj, "dy"}, {x_obj, "x"}}, "dy");
+    T* dx_ptr = mut_ptr<T>(dx);
     py::gil_scoped_release release;
     active_kernels().table<T>().relu_backward(p, ptr<T>(dy), ptr<T>(x), dx_ptr);
     return dx;
@@ -446,7 +539,7 @@ LrnParams lrn_params(const py::array& x, int64_t size, double alpha, double beta
   return p;
 }
 
-py::array lrn(py::handle x_obj, int64_t size, double alpha, double beta, double k) {
+py::array lrn(py::handle x_obj, int64_t size, double alpha, double beta, double k, py::handle out) {
   const char* op = "lrn";
   const py::array x = input(x_obj, op, "x");
   require_ndim(x, 4, op, "x", "(N, C, H, W)");
@@ -454,8 +547,8 @@ py::array lrn(py::handle x_obj, int64_t size, double alpha, double beta, double 
   const LrnParams p = lrn_params(x, size, alpha, beta, k, op);
   return by_dtype(dtype, [&](auto t) -> py::array {
     using T = decltype(t);
-    auto y = new_array<T>(shape_of(x));
-    T* y_ptr = y.mutable_data();
+    py::array y = output<T>(out, shape_of(x), op, "out", {{x_obj, "x"}});
+    T* y_ptr = mut_ptr<T>(y);
     py::gil_scoped_release release;
     active_kernels().table<T>().lrn_forward(p, ptr<T>(x), y_ptr);
     return y;
@@ -463,7 +556,7 @@ py::array lrn(py::handle x_obj, int64_t size, double alpha, double beta, double 
 }
 
 py::array lrn_backward(py::handle dy_obj, py::handle x_obj, int64_t size, double alpha, double beta,
-                       double k) {
+                       double k, py::handle out) {
   const char* op = "lrn_backward";
   const py::array dy = input(dy_obj, op, "dy"), x = input(x_obj, op, "x");
   require_ndim(x, 4, op, "x", "(N, C, H, W)");
@@ -472,8 +565,8 @@ py::array lrn_backward(py::handle dy_obj, py::handle x_obj, int64_t size, double
   const LrnParams p = lrn_params(x, size, alpha, beta, k, op);
   return by_dtype(dtype, [&](auto t) -> py::array {
     using T = decltype(t);
-    auto dx = new_array<T>(shape_of(x));
-    T* dx_ptr = dx.mutable_data();
+    py::array dx = output<T>(out, shape_of(x), op, "out", {{dy_obj, "dy"}, {x_obj, "x"}});
+    T* dx_ptr = mut_ptr<T>(dx);
     py::gil_scoped_release release;
     active_kernels().table<T>().lrn_backward(p, ptr<T>(dy), ptr<T>(x), dx_ptr);
     return dx;
@@ -488,7 +581,7 @@ LcnParams lcn_params(const py::array& x, int64_t size, double sigma, double eps,
   return p;
 }
 
-py::array lcn(py::handle x_obj, int64_t size, double sigma, double eps) {
+py::array lcn(py::handle x_obj, int64_t size, double sigma, double eps, py::handle out) {
   const char* op = "lcn";
   const py::array x = input(x_obj, op, "x");
   require_ndim(x, 4, op, "x", "(N, C, H, W)");
@@ -496,16 +589,16 @@ py::array lcn(py::handle x_obj, int64_t size, double sigma, double eps) {
   const LcnParams p = lcn_params(x, size, sigma, eps, op);
   return by_dtype(dtype, [&](auto t) -> py::array {
     using T = decltype(t);
-    auto y = new_array<T>(shape_of(x));
-    T* y_ptr = y.mutable_data();
+    py::array y = output<T>(out, shape_of(x), op, "out", {{x_obj, "x"}});
+    T* y_ptr = mut_ptr<T>(y);
     py::gil_scoped_release release;
     active_kernels().table<T>().lcn_forward(p, ptr<T>(x), y_ptr);
     return y;
   });
 }
 
-py::array lcn_backward(py::handle dy_obj, py::handle x_obj, int64_t size, double sigma,
-                       double eps) {
+py::array lcn_backward(py::handle dy_obj, py::handle x_obj, int64_t size, double sigma, double eps,
+                       py::handle out) {
   const char* op = "lcn_backward";
   const py::array dy = input(dy_obj, op, "dy"), x = input(x_obj, op, "x");
   require_ndim(x, 4, op, "x", "(N, C, H, W)");
@@ -514,8 +607,8 @@ py::array lcn_backward(py::handle dy_obj, py::handle x_obj, int64_t size, double
   const LcnParams p = lcn_params(x, size, sigma, eps, op);
   return by_dtype(dtype, [&](auto t) -> py::array {
     using T = decltype(t);
-    auto dx = new_array<T>(shape_of(x));
-    T* dx_ptr = dx.mutable_data();
+    py::array dx = output<T>(out, shape_of(x), op, "out", {{dy_obj, "dy"}, {x_obj, "x"}});
+    T* dx_ptr = mut_ptr<T>(dx);
     py::gil_scoped_release release;
     active_kernels().table<T>().lcn_backward(p, ptr<T>(dy), ptr<T>(x), dx_ptr);
     return dx;
@@ -526,7 +619,7 @@ py::array lcn_backward(py::handle dy_obj, py::handle x_obj, int64_t size, double
 // gemm (for tests and benchmarks of the GEMM at the heart of conv)
 
 py::array gemm(py::handle a_obj, py::handle b_obj, py::handle c_obj, bool trans_a, bool trans_b,
-               double alpha, double beta) {
+               double alpha, double beta, py::handle out_obj) {
   const char* op = "gemm";
   const py::array a = input(a_obj, op, "a"), b = input(b_obj, op, "b");
   require_ndim(a, 2, op, "a", "(rows, cols)");
@@ -550,9 +643,11 @@ py::array gemm(py::handle a_obj, py::handle b_obj, py::handle c_obj, bool trans_
   }
   return by_dtype(dtype, [&](auto t) -> py::array {
     using T = decltype(t);
-    auto out = new_array<T>({M, N});
-    T* out_ptr = out.mutable_data();
-    if (has_c) std::copy(ptr<T>(c), ptr<T>(c) + M * N, out_ptr);
+    // out may be c itself (BLAS's C := alpha op(A) op(B) + beta C), but must not overlap a or b.
+    py::array out =
+        output<T>(out_obj, {M, N}, op, "out", {{a_obj, "a"}, {b_obj, "b"}, {c_obj, "c"}}, "c");
+    T* out_ptr = mut_ptr<T>(out);
+    if (has_c && ptr<T>(c) != out_ptr) std::copy(ptr<T>(c), ptr<T>(c) + M * N, out_ptr);
     const T beta_t = has_c ? static_cast<T>(beta) : T(0);
     py::gil_scoped_release release;
     active_kernels().table<T>().gemm(
@@ -569,19 +664,8 @@ void set_isa_or_raise(const std::string& name) {
   check(set_isa(name));
 }
 
-int get_num_threads() {
-#ifdef _OPENMP
-  return omp_get_max_threads();
-#else
-  return 1;
-#endif
-}
-
-void set_num_threads(int n) {
-  if (n < 1) fail("set_num_threads: n must be at least 1, got " + std::to_string(n));
-#ifdef _OPENMP
-  omp_set_num_threads(n);
-#endif
+void set_num_threads_or_raise(int n) {
+  check(set_num_threads(n));
 }
 
 }  // namespace
@@ -589,6 +673,7 @@ void set_num_threads(int n) {
 
 PYBIND11_MODULE(_C, m) {
   using namespace ck;
+  using namespace pybind11::literals;
   m.doc() = "convkernels compiled kernels; use the functions in convkernels, not these.";
   py::class_<ConvArgs>(m, "ConvArgs")
       .def(py::init<Pair, Pair, Pair, int64_t>(), py::arg("stride"), py::arg("padding"),
@@ -597,32 +682,41 @@ PYBIND11_MODULE(_C, m) {
       .def(py::init<Pair, Pair, Pair, bool, bool>(), py::arg("kernel"), py::arg("stride"),
            py::arg("padding"), py::arg("ceil_mode"), py::arg("count_include_pad"));
 
-  m.def("conv2d", &conv2d);
-  m.def("conv2d_backward_input", &conv2d_backward_input);
-  m.def("conv2d_backward_weight", &conv2d_backward_weight);
-  m.def("conv2d_backward_bias", &conv2d_backward_bias);
-  m.def("max_pool2d", &max_pool2d);
-  m.def("max_pool2d_backward", &max_pool2d_backward);
-  m.def("avg_pool2d", &avg_pool2d);
-  m.def("avg_pool2d_backward", &avg_pool2d_backward);
-  m.def("relu", &relu);
-  m.def("relu_backward", &relu_backward);
-  m.def("lrn", &lrn);
-  m.def("lrn_backward", &lrn_backward);
-  m.def("lcn", &lcn);
-  m.def("lcn_backward", &lcn_backward);
-  m.def("gemm", &gemm);
+  // out: None, or the caller's buffer for the result (see output()); max_pool2d takes two.
+  const auto out = py::arg("out") = py::none();
+  m.def("conv2d", &conv2d, "x"_a, "w"_a, "b"_a, "args"_a, out);
+  m.def("conv2d_backward_input", &conv2d_backward_input, "dy"_a, "w"_a, "input_shape"_a, "args"_a,
+        out);
+  m.def("conv2d_backward_weight", &conv2d_backward_weight, "x"_a, "dy"_a, "weight_shape"_a,
+        "args"_a, out);
+  m.def("conv2d_backward_bias", &conv2d_backward_bias, "dy"_a, out);
+  m.def("max_pool2d", &max_pool2d, "x"_a, "args"_a, "out_y"_a = py::none(),
+        "out_idx"_a = py::none());
+  m.def("max_pool2d_backward", &max_pool2d_backward, "dy"_a, "idx"_a, "input_shape"_a, out);
+  m.def("avg_pool2d", &avg_pool2d, "x"_a, "args"_a, out);
+  m.def("avg_pool2d_backward", &avg_pool2d_backward, "dy"_a, "input_shape"_a, "args"_a, out);
+  m.def("relu", &relu, "x"_a, "negative_slope"_a, out);
+  m.def("relu_backward", &relu_backward, "dy"_a, "x"_a, "negative_slope"_a, out);
+  m.def("lrn", &lrn, "x"_a, "size"_a, "alpha"_a, "beta"_a, "k"_a, out);
+  m.def("lrn_backward", &lrn_backward, "dy"_a, "x"_a, "size"_a, "alpha"_a, "beta"_a, "k"_a, out);
+  m.def("lcn", &lcn, "x"_a, "size"_a, "sigma"_a, "eps"_a, out);
+  m.def("lcn_backward", &lcn_backward, "dy"_a, "x"_a, "size"_a, "sigma"_a, "eps"_a, out);
+  m.def("gemm", &gemm, "a"_a, "b"_a, "c"_a, "trans_a"_a, "trans_b"_a, "alpha"_a, "beta"_a, out);
 
   m.def("isa", [] { return std::string(active_kernels().name); });
   m.def("set_isa", &set_isa_or_raise);
+  // Which convolution algorithm runs: "auto" (per shape), "gemm" or "direct". For the tests,
+  // which must reach every path on every shape; not part of the public API.
+  m.def("_set_conv_algorithm", [](const std::string& name) {
+    if (name == "auto") return set_conv_algorithm(ConvAlgorithm::kAuto);
+    if (name == "gemm") return set_conv_algorithm(ConvAlgorithm::kGemm);
+    if (name == "direct") return set_conv_algorithm(ConvAlgorithm::kDirect);
+    fail("_set_conv_algorithm: name must be 'auto', 'gemm' or 'direct', got '" + name + "'");
+  });
   m.def("supported_isas", &supported_isas);
   m.def("compiled_isas", &compiled_isas);
   m.def("get_num_threads", &get_num_threads);
   m.def("_set_poison_outputs", [](bool on) { poison_outputs.store(on); });
-  m.def("set_num_threads", &set_num_threads);
-#ifdef _OPENMP
-  m.attr("openmp") = true;
-#else
-  m.attr("openmp") = false;
-#endif
+  m.def("set_num_threads", &set_num_threads_or_raise);
+  m.attr("openmp") = openmp_enabled();
 }

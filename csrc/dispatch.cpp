@@ -1,8 +1,14 @@
-// Picks the kernel table for this CPU. setup.py defines CK_BUILD_AVX512 / CK_BUILD_AVX2 when it
-// compiled those levels (x86-64 only); the portable level is always built.
+// Picks the kernel table for this CPU (or CONVKERNELS_ISA) and keeps the thread count. setup.py
+// defines CK_BUILD_AVX512 / CK_BUILD_AVX2 when it compiled those levels (x86-64 only); the
+// portable level is always built.
 #include "dispatch.h"
 
 #include <atomic>
+#include <cstdlib>
+
+#ifdef _OPENMP
+#include <omp.h>
+#endif
 
 namespace ck {
 
@@ -57,10 +63,55 @@ const IsaKernels* best_supported() {
   return &portable::isa_kernels();
 }
 
+// The level `name` if this build has it and this CPU can run it; else null and a message.
+const Level* find_level(const std::string& name, std::string* error) {
+  for (const Level& level : levels()) {
+    if (name != level.name) continue;
+    if (level.cpu_has()) return &level;
+    *error = "this CPU does not support the ISA level '" + name + "'";
+    return nullptr;
+  }
+  std::string known;
+  for (const std::string& n : compiled_isas()) known += (known.empty() ? "" : ", ") + n;
+  *error = "unknown ISA level '" + name + "' (this build has: " + known + ")";
+  return nullptr;
+}
+
+// The table chosen when the library is first used, from CONVKERNELS_ISA or the CPU.
+struct Initial {
+  const IsaKernels* table;
+  std::string env_error;  // why CONVKERNELS_ISA could not be used, or empty
+};
+
+const Initial& initial() {
+  static const Initial init = [] {
+    Initial result{best_supported(), {}};
+    const char* env = std::getenv("CONVKERNELS_ISA");
+    if (env != nullptr && *env != '\0') {
+      std::string error;
+      if (const Level* level = find_level(env, &error)) {
+        result.table = &level->kernels();
+      } else {
+        result.env_error = std::string("CONVKERNELS_ISA=") + env + ": " + error;
+      }
+    }
+    return result;
+  }();
+  return init;
+}
+
 std::atomic<const IsaKernels*>& active() {
-  static std::atomic<const IsaKernels*> table{best_supported()};
+  static std::atomic<const IsaKernels*> table{initial().table};
   return table;
 }
+
+// Whether the CONVKERNELS_ISA error still stands (set_isa clears it).
+std::atomic<bool>& env_error_pending() {
+  static std::atomic<bool> pending{!initial().env_error.empty()};
+  return pending;
+}
+
+std::atomic<int> num_threads{0};  // 0: never set, each thread keeps OpenMP's default
 
 }  // namespace
 
@@ -79,19 +130,54 @@ std::vector<std::string> compiled_isas() {
 }
 
 const IsaKernels& active_kernels() {
+#ifdef _OPENMP
+  const int n = num_threads.load(std::memory_order_relaxed);
+  if (n > 0 && omp_get_max_threads() != n) omp_set_num_threads(n);
+#endif
   return *active().load();
 }
 
 std::string set_isa(const std::string& name) {
-  for (const Level& level : levels()) {
-    if (name != level.name) continue;
-    if (!level.cpu_has()) return "this CPU does not support the ISA level '" + name + "'";
-    active().store(&level.kernels());
-    return {};
+  std::string error;
+  const Level* level = find_level(name, &error);
+  if (level == nullptr) return error;
+  active().store(&level->kernels());
+  env_error_pending().store(false);
+  return {};
+}
+
+std::string isa_env_error() {
+  return env_error_pending().load() ? initial().env_error : std::string();
+}
+
+int get_num_threads() {
+  const int n = num_threads.load(std::memory_order_relaxed);
+  if (n > 0) return n;
+#ifdef _OPENMP
+  return omp_get_max_threads();
+#else
+  return 1;
+#endif
+}
+
+std::string set_num_threads(int n) {
+  if (n < 1 || n > kMaxThreads) {
+    return "set_num_threads: n must be between 1 and " + std::to_string(kMaxThreads) + ", got " +
+           std::to_string(n);
   }
-  std::string known;
-  for (const std::string& n : compiled_isas()) known += (known.empty() ? "" : ", ") + n;
-  return "unknown ISA level '" + name + "' (this build has: " + known + ")";
+  num_threads.store(n);
+#ifdef _OPENMP
+  omp_set_num_threads(n);
+#endif
+  return {};
+}
+
+bool openmp_enabled() {
+#ifdef _OPENMP
+  return true;
+#else
+  return false;
+#endif
 }
 
 }  // namespace ck

@@ -1,5 +1,7 @@
-// Run-time choice of the ISA level: one table of kernel pointers per level, one active table.
-// Portable code (bindings, dispatch.cpp) calls kernels only through these tables.
+// Run-time choice of the ISA level: one table of kernel pointers per level, one active table,
+// and the thread count. Portable code (the C API in c_api.cpp, the Python bindings) calls kernels
+// only through these tables. dispatch.cpp lives in the shared library libconvkernels with the
+// kernels and the C API, so there is one active table per process, whoever calls.
 #pragma once
 
 #include <string>
@@ -50,13 +52,28 @@ inline const KernelTable<double>& IsaKernels::table<double>() const {
   return f64;
 }
 
-// Levels built into this module that this CPU can run, best first.
+// Levels built into this library that this CPU can run, best first.
 std::vector<std::string> supported_isas();
-// Every level built into this module, best first.
+// Every level built into this library, best first.
 std::vector<std::string> compiled_isas();
-// The active table; the best supported level unless set_isa chose another.
+// The active table: the level CONVKERNELS_ISA names, if set and usable, else the best supported
+// level, until set_isa chooses another. Call it on the thread that will run the kernel, just
+// before the call: it also gives that thread the process-wide thread count (set_num_threads).
 const IsaKernels& active_kernels();
 // Makes `name` active. Returns an error message, or empty on success.
 std::string set_isa(const std::string& name);
+// Why CONVKERNELS_ISA could not be honoured ("CONVKERNELS_ISA=x: ..."), or empty: empty when the
+// variable is unset or usable, and again once set_isa has succeeded.
+std::string isa_env_error();
+
+// Threads per kernel call. OpenMP keeps its thread count per calling thread; this library keeps
+// one for the process and hands it to each thread that calls a kernel (see active_kernels), so
+// a setting made on one thread holds for all. Before any set_num_threads: OpenMP's default.
+int get_num_threads();
+// Returns an error message, or empty on success. n must lie in [1, kMaxThreads].
+std::string set_num_threads(int n);
+constexpr int kMaxThreads = 65536;
+// Whether the kernels were built with OpenMP (if not, every call runs on the calling thread).
+bool openmp_enabled();
 
 }  // namespace ck

@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 import convkernels as ck
+from convkernels import _C
 
 ISAS = ck.supported_isas()
 
@@ -21,12 +22,28 @@ def using_isa(name):
         ck.set_isa(before)
 
 
-def each_isa(fn):
-    """{isa: fn()} for every ISA level this CPU supports."""
+# Convolution algorithms the kernels choose between per shape; the tests force each in turn.
+CONV_ALGORITHMS = ("gemm", "direct")
+
+
+@contextlib.contextmanager
+def using_conv_algorithm(name):
+    _C._set_conv_algorithm(name)
+    try:
+        yield
+    finally:
+        _C._set_conv_algorithm("auto")
+
+
+def each_isa(fn, conv_algorithms=("auto",)):
+    """{label: fn()} for every ISA level this CPU supports (and every algorithm given)."""
     results = {}
     for isa in ISAS:
         with using_isa(isa):
-            results[isa] = fn()
+            for algorithm in conv_algorithms:
+                with using_conv_algorithm(algorithm):
+                    label = isa if algorithm == "auto" else f"{isa}, {algorithm}"
+                    results[label] = fn()
     return results
 
 
@@ -55,10 +72,10 @@ def assert_close(actual, expected, dtype, reduction=1, what=""):
     )
 
 
-def check_each_isa(run, expected, dtype, reduction=1, what=""):
-    """run() on every ISA level, each result close to `expected`."""
-    for isa, actual in each_isa(run).items():
-        assert_close(actual, expected, dtype, reduction, f"{what} [{isa}]")
+def check_each_isa(run, expected, dtype, reduction=1, what="", conv_algorithms=("auto",)):
+    """run() on every ISA level (and algorithm), each result close to `expected`."""
+    for label, actual in each_isa(run, conv_algorithms).items():
+        assert_close(actual, expected, dtype, reduction, f"{what} [{label}]")
 
 
 def directional_gradcheck(forward, backward, x, rng, h=1e-6, trials=3, what=""):

@@ -3,6 +3,7 @@
 import numpy as np
 import pytest
 from helpers import (
+    CONV_ALGORITHMS,
     assert_close,
     check_each_isa,
     directional_gradcheck,
@@ -81,6 +82,7 @@ def check_conv_against_reference(cfg, dtype):
         dtype,
         N * P * Q,
         "backward weight",
+        conv_algorithms=CONV_ALGORITHMS,
     )
     check_each_isa(
         lambda: ck.conv2d_backward_bias(dy),

@@ -118,32 +118,12 @@ def test_cli_passes_its_options(monkeypatch):
         return [dict(epoch=1, test_accuracy=0.5)]
 
     monkeypatch.setattr(train, "train", fake_train)
-    argv = [
-        "train",
-        "--model",
-        "alexnet-cifar",
-        "--dataset",
-        "fashion-mnist",
-        "--threads",
-        "1",
-        "--seed",
-        "3",
-        "--epochs",
-        "4",
-        "--no-progress",
-        "--out",
-        "somewhere",
-    ]
-    assert cli.main(argv) == 0
+    argv = "train --model alexnet-cifar --dataset fashion-mnist --threads 1 --seed 3 --epochs 4"
+    argv += " --lr-step 2 --no-progress --out somewhere"
+    assert cli.main(argv.split()) == 0
     cfg = seen["config"]
-    assert (cfg.model, cfg.dataset, cfg.threads, cfg.seed, cfg.epochs, cfg.out) == (
-        "alexnet-cifar",
-        "fashion-mnist",
-        1,
-        3,
-        4,
-        "somewhere",
-    )
+    chosen = (cfg.model, cfg.dataset, cfg.threads, cfg.seed, cfg.epochs, cfg.lr_step, cfg.out)
+    assert chosen == ("alexnet-cifar", "fashion-mnist", 1, 3, 4, 2, "somewhere")
     assert cli.main(["train", "--no-progress"]) == 0
     assert seen["config"].model == "lenet5" and seen["config"].dataset == "mnist"
 
