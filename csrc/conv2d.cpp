@@ -90,19 +90,6 @@ int gemm_threads(const ConvDims& d, int threads) {
   return d.by_blocks ? 1 : threads;
 }
 
-// panel (rows, nb PQ) <-> t (nb samples of `sample_stride` elements, rows of PQ each).
-template <typename T>
-void gather_panel(const T* t, int64_t sample_stride, int64_t rows, int64_t PQ, int64_t nb,
-                  T* panel) {
-  for (int64_t r = 0; r < rows; ++r) {
-    for (int64_t s = 0; s < nb; ++s) {
-      const T* src = t + s * sample_stride + r * PQ;
-      T* dst = panel + r * nb * PQ + s * PQ;
-      for (int64_t i = 0; i < PQ; ++i) dst[i] = src[i];
-    }
-  }
-}
-
 // Backward-weight as dot products of rows (conv2d_direct.cpp) when the filter bank is small: its
 // GEMM would have few rows (Kg) and columns (CRS) and a long reduction, mostly packing. The
 // bound sits between CIFAR c2 (25,600 weights per group: 1.4x faster as dot products) and LeNet
@@ -169,11 +156,7 @@ void conv2d_backward_input(const Conv2dParams& p, const T* dy, const T* w, T* dx
     for (int64_t g = 0; g < p.groups; ++g) {
       const T* dy_g = dy + (n0 * p.K + g * d.Kg) * d.PQ;
       T* dx_g = dx + (n0 * p.C + g * d.Cg) * d.HW;
-      const T* dy_panel = dy_g;
-      if (nb > 1) {
-        gather_panel(dy_g, p.K * d.PQ, d.Kg, d.PQ, nb, scratch.panel(slot));
-        dy_panel = scratch.panel(slot);
-      }
+      const T* dy_panel = side_by_side(dy_g, p.K * d.PQ, d.Kg, d.PQ, nb, scratch.panel(slot));
       gemm<T>(Trans::Yes, Trans::No, d.CRS, ld, d.Kg, T(1), w + g * d.Kg * d.CRS, d.CRS, dy_panel,
               ld, T(0), dcol, ld, scratch.gemm(slot), gemm_team);
       for (int64_t s = 0; s < nb; ++s) {
@@ -207,21 +190,13 @@ void conv2d_backward_weight(const Conv2dParams& p, const T* x, const T* dy, T* d
     for (int64_t g = 0; g < p.groups; ++g) {
       const T* x_g = x + (n0 * p.C + g * d.Cg) * d.HW;
       const T* dy_g = dy + (n0 * p.K + g * d.Kg) * d.PQ;
-      const T* dy_panel = dy_g;
-      if (nb > 1) {
-        gather_panel(dy_g, p.K * d.PQ, d.Kg, d.PQ, nb, scratch.panel(slot));
-        dy_panel = scratch.panel(slot);
-      }
+      const T* dy_panel = side_by_side(dy_g, p.K * d.PQ, d.Kg, d.PQ, nb, scratch.panel(slot));
       for (int64_t s = 0; s < nb; ++s) im2col(p, x_g + s * p.C * d.HW, col + s * d.PQ, ld);
       gemm<T>(Trans::No, Trans::Yes, d.Kg, d.CRS, ld, T(1), dy_panel, ld, col, ld, T(1),
               dw_slot + g * d.Kg * d.CRS, d.CRS, scratch.gemm(slot), gemm_team);
     }
   });
-  for (int64_t i = 0; i < dw_size; ++i) dw[i] = partial.get()[i];
-  for (int slot = 1; slot < slots; ++slot) {
-    const T* dw_slot = partial.get() + slot * dw_size;
-    for (int64_t i = 0; i < dw_size; ++i) dw[i] += dw_slot[i];
-  }
+  sum_slices(partial.get(), slots, dw_size, dw);
 }
 
 template <typename T>

@@ -100,22 +100,14 @@ void conv2d_backward_weight_direct(const Conv2dParams& p, const T* x, const T* d
     T* dy_panel = col + CRS * ld;
     for (int64_t g = 0; g < p.groups; ++g) {
       for (int64_t s = 0; s < count; ++s) {
-        const int64_t n = n0 + s;
-        im2col(p, x + (n * p.C + g * Cg) * HW, col + s * PQ, width);
-        for (int64_t k = 0; k < Kg; ++k) {
-          const T* src = dy + (n * p.K + g * Kg + k) * PQ;
-          T* dst = dy_panel + k * width + s * PQ;
-          for (int64_t i = 0; i < PQ; ++i) dst[i] = src[i];
-        }
+        im2col(p, x + ((n0 + s) * p.C + g * Cg) * HW, col + s * PQ, width);
       }
-      dot_products(Kg, CRS, width, dy_panel, width, col, width, dw_t + g * Kg * CRS, CRS);
+      const T* dy_rows =
+          side_by_side(dy + (n0 * p.K + g * Kg) * PQ, p.K * PQ, Kg, PQ, count, dy_panel);
+      dot_products(Kg, CRS, width, dy_rows, width, col, width, dw_t + g * Kg * CRS, CRS);
     }
   }
-  for (int64_t i = 0; i < dw_size; ++i) dw[i] = partial.get()[i];
-  for (int t = 1; t < threads; ++t) {
-    const T* dw_t = partial.get() + t * dw_size;
-    for (int64_t i = 0; i < dw_size; ++i) dw[i] += dw_t[i];
-  }
+  sum_slices(partial.get(), threads, dw_size, dw);
 }
 
 template void conv2d_backward_weight_direct<float>(const Conv2dParams&, const float*, const float*,

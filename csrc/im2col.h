@@ -77,5 +77,21 @@ void col2im_add(const Conv2dParams& p, const T* dcol, int64_t ld, T* dx_g) {
   for_each_col_row(p, add_row);
 }
 
+// The rows of nb samples side by side: panel (rows, nb * PQ) from t (nb samples, sample_stride
+// apart, of `rows` rows of PQ). One sample needs no copy: t itself is returned.
+template <typename T>
+const T* side_by_side(const T* t, int64_t sample_stride, int64_t rows, int64_t PQ, int64_t nb,
+                      T* panel) {
+  if (nb == 1) return t;
+  for (int64_t r = 0; r < rows; ++r) {
+    for (int64_t s = 0; s < nb; ++s) {
+      const T* src = t + s * sample_stride + r * PQ;
+      T* dst = panel + r * nb * PQ + s * PQ;
+      for (int64_t i = 0; i < PQ; ++i) dst[i] = src[i];
+    }
+  }
+  return panel;
+}
+
 }  // namespace CK_ISA
 }  // namespace ck

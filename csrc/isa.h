@@ -74,5 +74,16 @@ class Scratch {
   T* data_ = nullptr;
 };
 
+// out = the sum of `count` arrays of `size` elements stored one after another, added in order
+// (per-thread partial results, reduced deterministically).
+template <typename T>
+void sum_slices(const T* slices, int count, int64_t size, T* out) {
+  for (int64_t i = 0; i < size; ++i) out[i] = slices[i];
+  for (int t = 1; t < count; ++t) {
+    const T* slice = slices + t * size;
+    for (int64_t i = 0; i < size; ++i) out[i] += slice[i];
+  }
+}
+
 }  // namespace CK_ISA
 }  // namespace ck
