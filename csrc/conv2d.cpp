@@ -1,4 +1,4 @@
-// 2-D convolution (cross-correlation, like PyTorch) forward and backward, as implicit GEMMs.
+// 2-D convolution (cross-correlation, like PyTorch) forward and backward, on the GEMM.
 //
 // Legend: N batch, C input channels, H W input size, K filters, R S filter taps, P Q output size,
 // G groups, Cg = C / G and Kg = K / G channels per group, PQ = P * Q, CRS = Cg * R * S.
@@ -6,9 +6,10 @@
 // Samples are processed in blocks of nb, so that small outputs (LeNet's C5 has PQ = 1) still
 // give the GEMM enough columns: the block's im2col panel is col (CRS, nb * PQ), sample s in
 // columns [s * PQ, (s + 1) * PQ). Per block and group:
-//   forward          y' (Kg, nb PQ)   = w_g (Kg, CRS) * col                     (+ bias)
-//   backward input   dcol (CRS, nb PQ) = w_g^T (CRS, Kg) * dy' (Kg, nb PQ), then col2im adds into
-//   dx backward weight  dw_g (Kg, CRS)  += dy' (Kg, nb PQ) * col^T, summed over blocks
+//   forward           y' (Kg, nb PQ) = w_g (Kg, CRS) * col (+ bias)
+//   backward input    dcol (CRS, nb PQ) = w_g^T * dy' (Kg, nb PQ), added into dx by col2im
+//   backward weight   dw_g (Kg, CRS) += dy' * col^T, summed over blocks; small filter banks
+//                     use row dot products instead (conv2d_direct.cpp)
 // y' and dy' are y and dy with the block's samples side by side; with nb = 1 they are the NCHW
 // tensors themselves and no copy is made. Threads split the blocks when there are enough of
 // them, and otherwise the GEMM inside each block. Backward-weight gives each thread its own dw
@@ -113,10 +114,10 @@ template <typename T>
 void conv2d_forward(const Conv2dParams& p, const T* x, const T* w, const T* b, T* y) {
   const int threads = max_threads();
   const ConvDims d = conv_dims(p, threads);
-  const bool direct = d.nb == 1;  // the GEMM writes y in place
+  const bool in_place = d.nb == 1;  // the GEMM writes y itself
   const int64_t cols = d.nb * d.PQ;
   const ThreadScratch<T> scratch(
-      scratch_slots(d, threads), d.CRS * cols, direct ? 0 : d.Kg * cols,
+      scratch_slots(d, threads), d.CRS * cols, in_place ? 0 : d.Kg * cols,
       gemm_workspace_size<T>(d.Kg, cols, d.CRS, gemm_threads(d, threads)));
   for_each_block(d, threads, [&](int64_t block, int slot, int gemm_team) {
     const int64_t n0 = block * d.nb, nb = std::min(d.nb, p.N - n0), ld = nb * d.PQ;
@@ -126,9 +127,10 @@ void conv2d_forward(const Conv2dParams& p, const T* x, const T* w, const T* b, T
       T* y_g = y + (n0 * p.K + g * d.Kg) * d.PQ;
       const T* b_g = b != nullptr ? b + g * d.Kg : nullptr;
       for (int64_t s = 0; s < nb; ++s) im2col(p, x_g + s * p.C * d.HW, col + s * d.PQ, ld);
-      T* out = direct ? y_g : scratch.panel(slot);
+      T* out = in_place ? y_g : scratch.panel(slot);
       gemm<T>(Trans::No, Trans::No, d.Kg, ld, d.CRS, T(1), w + g * d.Kg * d.CRS, d.CRS, col, ld,
               T(0), out, ld, scratch.gemm(slot), gemm_team);
+      if (in_place && b_g == nullptr) continue;
       // y_g (sample s, channel k) = out[k, s PQ : (s + 1) PQ] + bias
       for (int64_t s = 0; s < nb; ++s) {
         for (int64_t k = 0; k < d.Kg; ++k) {
