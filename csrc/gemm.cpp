@@ -6,8 +6,8 @@
 //   jc  N in blocks of kNc: the op(B) block (kKc, kNc) is packed in NR-wide panels, kept in L2
 //   pc  K in blocks of kKc
 //   ic  M in blocks of kMc: the op(A) block is packed in MR-tall panels, scaled by alpha
-//   jr  the B block's panels: one B micro-panel (kKc x NR) is reused against
-//   ir  every A micro-panel of the block, which the micro-kernel streams from L2
+//   ir  the A block's panels: one A micro-panel (kKc x MR) stays in L1 while
+//   jr  the micro-kernel streams the B panels past it
 // Only the micro-kernel depends on the ISA, and only through the vector width, which follows
 // from the -m flags this file is compiled with (GCC vector extensions, no intrinsics): 4 vectors
 // of 16 floats on AVX-512, 2 of 8 on AVX2, 2 of 4 on the SSE2 baseline, always 6 rows. Packing
@@ -39,12 +39,10 @@ struct Tile {
   using UnalignedVec = typename Simd<T>::UnalignedVec;
   static constexpr int kLanes = Simd<T>::kLanes;
   static constexpr int kNr = kNrVectors * kLanes;  // columns of a micro-tile
-  // Blocks sized in bytes, so double gets half as many elements. B block: 1 MiB; A block:
-  // 96 KiB. Measured on the 2-MiB-L2 Xeon this was developed on (1024^3 on one thread: 160 ->
-  // 173 GFLOP/s against a 512 KiB B block and the ir-outer order); Zen 4 has 1 MiB of L2 and
-  // may want kNc halved.
+  // Blocks sized in bytes, so double gets half as many elements. B block: 512 KiB (half of L2);
+  // A micro-panel: kKc x MR = 6 KiB (L1).
   static constexpr int64_t kKc = 256;
-  static constexpr int64_t kNc = 1024 * 4 / sizeof(T) / kNr * kNr;
+  static constexpr int64_t kNc = 512 * 4 / sizeof(T) / kNr * kNr;
   static constexpr int64_t kMc = 16 * kMr;
 };
 
@@ -153,11 +151,11 @@ void block_multiply(Trans trans_a, const T* A, int64_t lda, T alpha, int64_t i0,
                     T* C, int64_t ldc, bool accumulate) {
   constexpr int NR = Tile<T>::kNr;
   pack_a(A, lda, trans_a, alpha, i0, mc, k0, kc, packed_a);
-  for (int64_t jr = 0; jr < nc; jr += NR) {
-    const int nr = static_cast<int>(std::min<int64_t>(NR, nc - jr));
-    for (int64_t ir = 0; ir < mc; ir += kMr) {
-      const T* a_panel = packed_a + (ir / kMr) * kc * kMr;
-      const int mr = static_cast<int>(std::min<int64_t>(kMr, mc - ir));
+  for (int64_t ir = 0; ir < mc; ir += kMr) {
+    const T* a_panel = packed_a + (ir / kMr) * kc * kMr;
+    const int mr = static_cast<int>(std::min<int64_t>(kMr, mc - ir));
+    for (int64_t jr = 0; jr < nc; jr += NR) {
+      const int nr = static_cast<int>(std::min<int64_t>(NR, nc - jr));
       micro_kernel(kc, a_panel, packed_b + (jr / NR) * kc * NR, C + (i0 + ir) * ldc + j0 + jr, ldc,
                    mr, nr, accumulate);
     }
