@@ -139,18 +139,18 @@ def test_parameter_counts_match_the_papers():
     assert models.alexnet().num_parameters() == 60_965_224
 
 
-# The classic net's RBF penalties grow quadratically, so plain SGD needs a small step there.
-@pytest.mark.parametrize("variant, lr", [("classic", 0.003), ("modern", 0.02)])
-def test_a_tiny_training_run_lowers_the_loss(variant, lr):
+# The classic net (tanh, RBF output at temperature 0.1) starts slower than the modern one.
+@pytest.mark.parametrize("variant, steps", [("classic", 50), ("modern", 25)])
+def test_a_tiny_training_run_lowers_the_loss(variant, steps):
     # Ten noisy class templates: learnable in a few steps, unlike random labels.
     rng = np.random.default_rng(0)
     labels = rng.integers(0, 10, 32)
     templates = rng.random((10, 1, 28, 28))
     x = (templates[labels] + 0.3 * rng.standard_normal((32, 1, 28, 28))).astype(np.float32)
     model = models.lenet5(variant)
-    opt = nn.SGD(model.parameters(), lr=lr)
+    opt = nn.SGD(model.parameters(), lr=0.02)
     losses = []
-    for _ in range(25):
+    for _ in range(steps):
         loss, dlogits = nn.softmax_cross_entropy(model.forward(x), labels)
         model.backward(dlogits)
         opt.step()
