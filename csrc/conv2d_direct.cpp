@@ -1,4 +1,5 @@
-// Backward-weight for small filter banks, as dot products of rows: no GEMM packing.
+// Convolution kernels that need no GEMM packing: backward-weight for small filter banks as dot
+// products of rows, and forward with stride 1 as shifted products over the padded input.
 //
 // Legend: N batch, C input channels, H W input size, K filters, R S filter taps, P Q output size,
 // G groups, Cg = C / G and Kg = K / G channels per group, PQ = P * Q, CRS = Cg * R * S.
@@ -11,6 +12,7 @@
 // in vector registers, lanes along the reduction, and adds each across its lanes once at the
 // end. Threads split the batch, each into its own dw, summed in thread order at the end.
 #include <algorithm>
+#include <cstring>
 
 #include "im2col.h"
 #include "kernels.h"
@@ -114,6 +116,128 @@ template void conv2d_backward_weight_direct<float>(const Conv2dParams&, const fl
                                                    float*);
 template void conv2d_backward_weight_direct<double>(const Conv2dParams&, const double*,
                                                     const double*, double*);
+
+// Forward with stride 1, without im2col. On the zero-padded input xp (Cg, Hp, Wp) flattened per
+// channel, output pixel (oh, ow) at position j = oh * Wp + ow reads xp[c, j + r dh Wp + s dw] for
+// tap (r, s): every tap is a fixed shift of one contiguous row, so
+//   y_full[k, j] = sum_{r, s, c} w[k, c, r, s] xp[c, j + r dh Wp + s dw],   j < P * Wp
+// runs as a register-blocked outer product (6 filters x kTileWidth positions, like the GEMM's
+// micro-kernel) reading the input in place, and y keeps the columns ow < Q of each row. The
+// other Wp - Q columns are computed and dropped: cheap when the padding is narrow.
+namespace {
+
+constexpr int kFilters = 6;  // filters per register tile
+
+template <typename T>
+constexpr int tile_vectors() {
+  return kVectorBytes == 64 ? 4 : 2;
+}
+
+// acc (kFilters, kTileWidth) = sum over taps and channels, for one tile of output positions.
+template <typename T>
+void shifted_tile(const T* xp_j, int64_t plane, int64_t channels, const int64_t* shifts,
+                  int64_t taps, const T* w_panel, T* out) {
+  using V = typename Simd<T>::Vec;
+  using U = typename Simd<T>::UnalignedVec;
+  constexpr int L = Simd<T>::kLanes, NV = tile_vectors<T>();
+  V acc[kFilters][NV] = {};
+  const V negative_zero = V{} * T(-1);
+  for (int64_t t = 0; t < taps; ++t) {
+    const T* x_t = xp_j + shifts[t];
+    for (int64_t c = 0; c < channels; ++c) {
+      const T* x_c = x_t + c * plane;
+      V xv[NV];
+#pragma GCC unroll 8
+      for (int v = 0; v < NV; ++v) xv[v] = *reinterpret_cast<const U*>(x_c + v * L);
+#pragma GCC unroll 8
+      for (int k = 0; k < kFilters; ++k) {
+        const V wk = negative_zero + w_panel[k];
+#pragma GCC unroll 8
+        for (int v = 0; v < NV; ++v) acc[k][v] += wk * xv[v];
+      }
+      w_panel += kFilters;
+    }
+  }
+  std::memcpy(out, acc, sizeof(acc));
+}
+
+}  // namespace
+
+template <typename T>
+void conv2d_forward_direct(const Conv2dParams& p, const T* x, const T* w, const T* b, T* y) {
+  constexpr int kTileWidth = tile_vectors<T>() * Simd<T>::kLanes;
+  const int64_t Cg = p.C / p.groups, Kg = p.K / p.groups, RS = p.R * p.S;
+  const int64_t Hp = p.H + 2 * p.pad.h, Wp = p.W + 2 * p.pad.w, plane = Hp * Wp;
+  const int64_t positions = p.P * Wp, tiles = (positions + kTileWidth - 1) / kTileWidth;
+  const int64_t panels = (Kg + kFilters - 1) / kFilters;
+  // Reads run past the last plane by at most a tile and the widest tap shift.
+  const int64_t sample_size = p.C * plane + kTileWidth + (p.S - 1) * p.dilation.w + Wp;
+  Scratch<T> xp(p.N * sample_size);
+  Scratch<T> wp(p.groups * panels * RS * Cg * kFilters);
+  Scratch<int64_t> shifts(RS);
+  for (int64_t r = 0; r < p.R; ++r) {
+    for (int64_t s = 0; s < p.S; ++s) {
+      shifts.get()[r * p.S + s] = r * p.dilation.h * Wp + s * p.dilation.w;
+    }
+  }
+  // wp[g][panel][tap][c][k] = w[g Kg + panel * kFilters + k, c, tap], zero past Kg.
+  for (int64_t g = 0; g < p.groups; ++g) {
+    for (int64_t panel = 0; panel < panels; ++panel) {
+      T* dst = wp.get() + (g * panels + panel) * RS * Cg * kFilters;
+      for (int64_t t = 0; t < RS; ++t) {
+        for (int64_t c = 0; c < Cg; ++c) {
+          for (int64_t k = 0; k < kFilters; ++k) {
+            const int64_t filter = panel * kFilters + k;
+            *dst++ = filter < Kg ? w[((g * Kg + filter) * Cg + c) * RS + t] : T(0);
+          }
+        }
+      }
+    }
+  }
+#pragma omp parallel for schedule(static)
+  for (int64_t n = 0; n < p.N; ++n) {
+    T* xp_n = xp.get() + n * sample_size;
+    for (int64_t i = 0; i < sample_size; ++i) xp_n[i] = T(0);
+    for (int64_t c = 0; c < p.C; ++c) {
+      for (int64_t h = 0; h < p.H; ++h) {
+        const T* src = x + ((n * p.C + c) * p.H + h) * p.W;
+        T* dst = xp_n + c * plane + (h + p.pad.h) * Wp + p.pad.w;
+        for (int64_t i = 0; i < p.W; ++i) dst[i] = src[i];
+      }
+    }
+  }
+  const int64_t tasks = p.N * p.groups * panels;
+#pragma omp parallel for schedule(static)
+  for (int64_t task = 0; task < tasks; ++task) {
+    const int64_t n = task / (p.groups * panels), g = (task / panels) % p.groups;
+    const int64_t panel = task % panels, k0 = panel * kFilters;
+    const int64_t filters = std::min<int64_t>(kFilters, Kg - k0);
+    const T* xp_g = xp.get() + n * sample_size + g * Cg * plane;
+    const T* w_panel = wp.get() + (g * panels + panel) * RS * Cg * kFilters;
+    alignas(64) T out[kFilters][kTileWidth];
+    for (int64_t tile = 0; tile < tiles; ++tile) {
+      const int64_t j0 = tile * kTileWidth;
+      shifted_tile(xp_g + j0, plane, Cg, shifts.get(), RS, w_panel, &out[0][0]);
+      // Keep positions j = oh * Wp + ow with ow < Q.
+      const int64_t width = std::min<int64_t>(kTileWidth, positions - j0);
+      for (int64_t k = 0; k < filters; ++k) {
+        const int64_t filter = g * Kg + k0 + k;
+        const T bias = b != nullptr ? b[filter] : T(0);
+        T* y_k = y + (n * p.K + filter) * p.P * p.Q;
+        int64_t oh = j0 / Wp, ow = j0 % Wp;
+        for (int64_t j = 0; j < width; ++j) {
+          if (ow < p.Q) y_k[oh * p.Q + ow] = out[k][j] + bias;
+          if (++ow == Wp) ow = 0, ++oh;
+        }
+      }
+    }
+  }
+}
+
+template void conv2d_forward_direct<float>(const Conv2dParams&, const float*, const float*,
+                                           const float*, float*);
+template void conv2d_forward_direct<double>(const Conv2dParams&, const double*, const double*,
+                                            const double*, double*);
 
 }  // namespace CK_ISA
 }  // namespace ck

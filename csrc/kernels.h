@@ -26,6 +26,9 @@ int64_t gemm_workspace_size(int64_t M, int64_t N, int64_t K, int threads);
 // x: (N, C, H, W), w: (K, C/G, R, S), b: (K) or null, y: (N, K, P, Q)
 template <typename T>
 void conv2d_forward(const Conv2dParams& p, const T* x, const T* w, const T* b, T* y);
+// The same for stride 1, computed directly (conv2d_direct.cpp); conv2d_forward picks it per shape.
+template <typename T>
+void conv2d_forward_direct(const Conv2dParams& p, const T* x, const T* w, const T* b, T* y);
 // dy: (N, K, P, Q), w: (K, C/G, R, S), dx: (N, C, H, W)
 template <typename T>
 void conv2d_backward_input(const Conv2dParams& p, const T* dy, const T* w, T* dx);

@@ -64,7 +64,14 @@ def check_conv_against_reference(cfg, dtype):
     taps = w.shape[1] * cfg["R"] * cfg["S"]
 
     y_ref = ref.conv2d(x64, w64, b64, **kw)
-    check_each_isa(lambda: ck.conv2d(x, w, b, **kw), y_ref, dtype, taps + 1, "forward")
+    check_each_isa(
+        lambda: ck.conv2d(x, w, b, **kw),
+        y_ref,
+        dtype,
+        taps + 1,
+        "forward",
+        conv_algorithms=CONV_ALGORITHMS,
+    )
 
     dy = rng.standard_normal(y_ref.shape).astype(dtype)
     dy64 = dy.astype(np.float64)
@@ -75,6 +82,7 @@ def check_conv_against_reference(cfg, dtype):
         dtype,
         K // cfg["groups"] * cfg["R"] * cfg["S"],
         "backward input",
+        conv_algorithms=CONV_ALGORITHMS,
     )
     check_each_isa(
         lambda: ck.conv2d_backward_weight(x, dy, w.shape, **kw),
