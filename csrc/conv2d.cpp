@@ -91,12 +91,9 @@ int gemm_threads(const ConvDims& d, int threads) {
   return d.by_blocks ? 1 : threads;
 }
 
-// Backward-weight as dot products of rows (conv2d_direct.cpp) when the filter bank is small: its
-// GEMM would have few rows (Kg) and columns (CRS) and a long reduction, mostly packing. The
-// bound sits between CIFAR c2 (25,600 weights per group: 1.4x faster as dot products) and LeNet
-// C5 and AlexNet conv1 (48,000 and 34,848: 1.3x and 2x faster as a GEMM), measured on an
-// AVX-512 Xeon.
-bool backward_weight_is_direct(const Conv2dParams& p) {
+// The direct kernel or the GEMM: as the tests force it (set_conv_algorithm), else as `choice`
+// says for this shape.
+bool direct_unless_forced(bool choice) {
   switch (conv_algorithm()) {
     case ConvAlgorithm::kDirect:
       return true;
@@ -105,7 +102,16 @@ bool backward_weight_is_direct(const Conv2dParams& p) {
     case ConvAlgorithm::kAuto:
       break;
   }
-  return (p.K / p.groups) * (p.C / p.groups) * p.R * p.S <= 30000;
+  return choice;
+}
+
+// Backward-weight as dot products of rows (conv2d_direct.cpp) when the filter bank is small: its
+// GEMM would have few rows (Kg) and columns (CRS) and a long reduction, mostly packing. The
+// bound sits between CIFAR c2 (25,600 weights per group: 1.4x faster as dot products) and LeNet
+// C5 and AlexNet conv1 (48,000 and 34,848: 1.3x and 2x faster as a GEMM), measured on an
+// AVX-512 Xeon.
+bool backward_weight_is_direct(const Conv2dParams& p) {
+  return direct_unless_forced((p.K / p.groups) * (p.C / p.groups) * p.R * p.S <= 30000);
 }
 
 // Forward as shifted products over the padded input (conv2d_direct.cpp): stride 1 only. It
@@ -114,15 +120,7 @@ bool backward_weight_is_direct(const Conv2dParams& p) {
 // benchmark layers, LeNet C1/C3 and CIFAR c2 forward run 1.3-1.8x faster this way.
 bool forward_is_direct(const Conv2dParams& p) {
   if (p.stride.h != 1 || p.stride.w != 1) return false;
-  switch (conv_algorithm()) {
-    case ConvAlgorithm::kDirect:
-      return true;
-    case ConvAlgorithm::kGemm:
-      return false;
-    case ConvAlgorithm::kAuto:
-      break;
-  }
-  return p.K / p.groups <= 128 && p.P * p.Q >= 64;
+  return direct_unless_forced(p.K / p.groups <= 128 && p.P * p.Q >= 64);
 }
 
 // Backward-input with stride 1 is the forward convolution of dy with the filters flipped in both
@@ -193,10 +191,10 @@ template <typename T>
 void conv2d_backward_input(const Conv2dParams& p, const T* dy, const T* w, T* dx) {
   // As a direct forward convolution where it wastes little and the GEMM's rows would be few
   // (LeNet C3 1.3x, CIFAR c2 1.5x faster; CIFAR c3 and AlexNet conv2 are faster as below).
-  const bool as_forward =
-      backward_input_as_forward_is_possible(p) && forward_is_direct(transposed_params(p)) &&
-      (conv_algorithm() == ConvAlgorithm::kDirect ||
-       (p.C / p.groups <= 32 && direct_forward_yield(transposed_params(p)) >= 0.6));
+  const bool as_forward = backward_input_as_forward_is_possible(p) &&
+                          forward_is_direct(transposed_params(p)) &&
+                          direct_unless_forced(p.C / p.groups <= 32 &&
+                                               direct_forward_yield(transposed_params(p)) >= 0.6);
   if (as_forward) {
     const int64_t Cg = p.C / p.groups, Kg = p.K / p.groups, RS = p.R * p.S;
     // w_t[g Cg + c, k, r, s] = w[g Kg + k, c, R - 1 - r, S - 1 - s]
