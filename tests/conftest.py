@@ -13,7 +13,7 @@ settings.register_profile(
     "default",
     derandomize=True,
     deadline=None,
-    max_examples=int(os.environ.get("CONVKERNELS_TEST_EXAMPLES", "40")),
+    max_examples=int(os.environ.get("CONVKERNELS_TEST_EXAMPLES", "200")),
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
 )
 settings.load_profile("default")
