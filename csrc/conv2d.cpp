@@ -250,6 +250,10 @@ void conv2d_backward_weight(const Conv2dParams& p, const T* x, const T* dy, T* d
       gemm_workspace_size<T>(d.Kg, d.CRS, cols, gemm_threads(d, threads)));
   Scratch<T> partial(slots * dw_size);  // one dw per slot, summed at the end
   for (int64_t i = 0; i < slots * dw_size; ++i) partial.get()[i] = T(0);
+  // With few output positions per sample (LeNet C5 has PQ = 1), im2col's rows are short and the
+  // GEMM's transposing pack of col is slow: write col^T instead (2.3x faster on C5). On larger
+  // outputs the row-wise im2col is faster.
+  const bool transposed_col = d.PQ <= 32;
   for_each_block(d, threads, [&](int64_t block, int slot, int gemm_team) {
     const int64_t n0 = block * d.nb, nb = std::min(d.nb, p.N - n0), ld = nb * d.PQ;
     T* col = scratch.col(slot);
@@ -258,9 +262,18 @@ void conv2d_backward_weight(const Conv2dParams& p, const T* x, const T* dy, T* d
       const T* x_g = x + (n0 * p.C + g * d.Cg) * d.HW;
       const T* dy_g = dy + (n0 * p.K + g * d.Kg) * d.PQ;
       const T* dy_panel = side_by_side(dy_g, p.K * d.PQ, d.Kg, d.PQ, nb, scratch.panel(slot));
+      T* dw_g = dw_slot + g * d.Kg * d.CRS;
+      if (transposed_col) {  // col^T (nb PQ, CRS): the GEMM packs it with contiguous reads
+        for (int64_t s = 0; s < nb; ++s) {
+          im2col_transposed(p, x_g + s * p.C * d.HW, col + s * d.PQ * d.CRS, d.CRS);
+        }
+        gemm<T>(Trans::No, Trans::No, d.Kg, d.CRS, ld, T(1), dy_panel, ld, col, d.CRS, T(1), dw_g,
+                d.CRS, scratch.gemm(slot), gemm_team);
+        continue;
+      }
       for (int64_t s = 0; s < nb; ++s) im2col(p, x_g + s * p.C * d.HW, col + s * d.PQ, ld);
-      gemm<T>(Trans::No, Trans::Yes, d.Kg, d.CRS, ld, T(1), dy_panel, ld, col, ld, T(1),
-              dw_slot + g * d.Kg * d.CRS, d.CRS, scratch.gemm(slot), gemm_team);
+      gemm<T>(Trans::No, Trans::Yes, d.Kg, d.CRS, ld, T(1), dy_panel, ld, col, ld, T(1), dw_g,
+              d.CRS, scratch.gemm(slot), gemm_team);
     }
   });
   sum_slices(partial.get(), slots, dw_size, dw);

@@ -63,6 +63,29 @@ void im2col(const Conv2dParams& p, const T* x_g, T* col, int64_t ld) {
   for_each_col_row(p, copy_row);
 }
 
+// The transpose of one sample's im2col, written row by row: colT (P * Q, Cg * R * S), leading
+// dimension ld, from its group of input channels x_g (Cg, H, W); padding reads as zero.
+template <typename T>
+void im2col_transposed(const Conv2dParams& p, const T* x_g, T* colT, int64_t ld) {
+  const int64_t Cg = p.C / p.groups;
+  for (int64_t oh = 0; oh < p.P; ++oh) {
+    for (int64_t ow = 0; ow < p.Q; ++ow) {
+      T* dst = colT + (oh * p.Q + ow) * ld;
+      for (int64_t c = 0; c < Cg; ++c) {
+        for (int64_t r = 0; r < p.R; ++r) {
+          const int64_t ih = oh * p.stride.h - p.pad.h + r * p.dilation.h;
+          const bool row_inside = ih >= 0 && ih < p.H;
+          const T* row = x_g + (c * p.H + (row_inside ? ih : 0)) * p.W;
+          for (int64_t s = 0; s < p.S; ++s) {
+            const int64_t iw = ow * p.stride.w - p.pad.w + s * p.dilation.w;
+            *dst++ = row_inside && iw >= 0 && iw < p.W ? row[iw] : T(0);
+          }
+        }
+      }
+    }
+  }
+}
+
 // dx_g (Cg, H, W) += col2im of one sample's columns of dcol; entries on padding are dropped.
 template <typename T>
 void col2im_add(const Conv2dParams& p, const T* dcol, int64_t ld, T* dx_g) {
