@@ -5,8 +5,9 @@ convkernels/lib/libconvkernels.so holds one copy of every kernel per ISA level, 
 convkernels/include/convkernels.h). The kernel sources (KERNEL_SOURCES) are compiled once per ISA
 level, each time with -DCK_ISA=<level> and that level's -m flags, so each copy lives in its own
 namespace ck::<level>; dispatch.cpp picks a copy when the library is first used, from
-CONVKERNELS_ISA or what the CPU reports. Nothing is built with -march=native, so a wheel runs on
-any x86-64 CPU (and on other architectures, where only the portable level is built).
+CONVKERNELS_ISA or what the CPU reports. Nothing is tuned for the build machine's CPU, so a
+wheel runs on any x86-64 CPU (and on other architectures, where only the portable level is
+built).
 
 The pybind11 module convkernels._C is bindings.cpp alone, linked against that library and
 finding it through an $ORIGIN rpath; so Python and C callers share one library, one ISA choice
