@@ -11,6 +11,8 @@ VENV ?= .venv
 TORCH ?= torch==2.13.0
 JAX ?= jax==0.10.2 jaxlib==0.10.2
 BIN := $(VENV)/bin
+CXX_SOURCES = csrc/*.cpp csrc/*.h cuda/*.cu cuda/*.cuh cuda/*.h cuda/*.cpp convkernels/include/*.h \
+	tests/emulation/*.h tests/emulation/*.cpp
 
 # Options for the main job, e.g. `make train ARGS="--epochs 3"`.
 ARGS ?=
@@ -23,7 +25,7 @@ $(BIN)/python:
 	$(BIN)/python -m pip install --quiet --upgrade pip
 
 # convkernels itself, rebuilt whenever the build or the C++ changes.
-$(VENV)/.installed: $(BIN)/python pyproject.toml setup.py $(wildcard csrc/*) $(wildcard convkernels/include/*)
+$(VENV)/.installed: $(BIN)/python pyproject.toml setup.py $(wildcard csrc/*) $(wildcard cuda/*) $(wildcard convkernels/include/*)
 	$(BIN)/python -m pip install --quiet --upgrade "setuptools>=77" "pybind11>=2.12"
 	$(BIN)/python -m pip install --quiet --no-build-isolation -e ".[test,train]"
 	touch $@
@@ -41,12 +43,12 @@ train: $(VENV)/.installed
 lint: $(VENV)/.test-tools
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	$(BIN)/clang-format --dry-run --Werror csrc/*.cpp csrc/*.h convkernels/include/*.h
+	$(BIN)/clang-format --dry-run --Werror $(CXX_SOURCES)
 
 format: $(VENV)/.test-tools
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
-	$(BIN)/clang-format -i csrc/*.cpp csrc/*.h convkernels/include/*.h
+	$(BIN)/clang-format -i $(CXX_SOURCES)
 
 test: lint
 	$(BIN)/python -m pytest

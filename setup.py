@@ -13,6 +13,14 @@ The pybind11 module convkernels._C is bindings.cpp alone, linked against that li
 finding it through an $ORIGIN rpath; so Python and C callers share one library, one ISA choice
 and one thread setting. The library exports the C API (ck_*) and, for _C, the C++ functions of
 params.h and dispatch.h (namespace ck); a linker version script hides everything else.
+
+When a CUDA toolkit is found ($CUDA_HOME, else /usr/local/cuda), convkernels._cuda is built too:
+the kernels in cuda/*.cu compiled by nvcc (warnings and register spills are errors) and
+cuda/bindings.cpp, linked against the same library (for params.cpp) and the static CUDA
+runtime, so importing it needs no CUDA installation and no GPU. CONVKERNELS_CUDA=auto (default)
+builds it when nvcc is there, 1 requires it, 0 skips it; CONVKERNELS_CUDA_ARCHS lists the
+compute capabilities (default "75,80,86,89,90": SASS for each, plus PTX of the last for newer
+GPUs).
 """
 
 import os
@@ -43,6 +51,18 @@ KERNEL_SOURCES = [
 LIBRARY_SOURCES = ["csrc/params.cpp", "csrc/dispatch.cpp", "csrc/c_api.cpp"]
 EXPORTED_CXX_SOURCES = {"csrc/params.cpp", "csrc/dispatch.cpp"}
 BINDING_SOURCES = ["csrc/bindings.cpp"]
+CUDA_SOURCES = [
+    "cuda/conv2d.cu",
+    "cuda/max_pool2d.cu",
+    "cuda/avg_pool2d.cu",
+    "cuda/relu.cu",
+    "cuda/lrn.cu",
+    "cuda/lcn.cu",
+    "cuda/device.cu",
+]
+CUDA_BINDING_SOURCES = ["cuda/bindings.cpp"]
+CUDA_HEADERS = ["cuda/runtime.cuh", "cuda/cuda_kernels.h"]
+DEFAULT_CUDA_ARCHS = "75,80,86,89,90"
 PUBLIC_INCLUDE = "convkernels/include"  # convkernels.get_include()
 LIBRARY = "convkernels"  # convkernels/lib/libconvkernels.so; convkernels.get_library_dir()
 LIBRARY_FILE = f"lib{LIBRARY}.so"
@@ -60,6 +80,7 @@ HEADERS = [
     "csrc/kernels.h",
     "csrc/dispatch.h",
     "csrc/im2col.h",
+    "csrc/op_bindings.h",
     f"{PUBLIC_INCLUDE}/convkernels.h",
 ]
 
@@ -120,6 +141,33 @@ def openmp_flags(compiler_cmd):
     return ["-fopenmp"] if ok else []
 
 
+def cuda_toolkit():
+    """The CUDA toolkit directory to build _cuda with, or None (per CONVKERNELS_CUDA)."""
+    mode = os.environ.get("CONVKERNELS_CUDA", "auto").lower()
+    if mode not in ("auto", "0", "1"):
+        sys.exit(f"CONVKERNELS_CUDA must be auto, 0 or 1, got {mode!r}")
+    if mode == "0":
+        return None
+    home = os.environ.get("CUDA_HOME") or "/usr/local/cuda"
+    found = os.path.isfile(os.path.join(home, "bin", "nvcc")) and os.path.isfile(
+        os.path.join(home, "lib64", "libcudart_static.a")
+    )
+    if not found and mode == "1":
+        sys.exit(f"CONVKERNELS_CUDA=1 but no CUDA toolkit (bin/nvcc, lib64/libcudart_static.a) "
+                 f"in {home}; set CUDA_HOME")  # fmt: skip
+    return home if found else None
+
+
+def nvcc_arch_flags():
+    """-gencode flags: SASS for every listed architecture, PTX for the last."""
+    archs = os.environ.get("CONVKERNELS_CUDA_ARCHS", DEFAULT_CUDA_ARCHS)
+    archs = [a.strip().removeprefix("sm_") for a in archs.replace(";", ",").split(",") if a.strip()]
+    if not archs or not all(a.isdigit() for a in archs):
+        sys.exit(f"CONVKERNELS_CUDA_ARCHS must list compute capabilities like 75,90, got {archs}")
+    flags = [f"-gencode=arch=compute_{a},code=sm_{a}" for a in archs]
+    return flags + [f"-gencode=arch=compute_{archs[-1]},code=compute_{archs[-1]}"]
+
+
 def check_isa_symbols(objects):
     """Fail the build if two ISA copies could share a linker-merged (weak) symbol.
 
@@ -156,6 +204,8 @@ class BuildExt(build_ext):
         return os.path.join(os.path.dirname(self.get_ext_fullpath(ext.name)), "lib", LIBRARY_FILE)
 
     def build_extension(self, ext):
+        if ext.name == "convkernels._cuda":
+            return self.build_cuda_extension(ext)
         compiler_cmd = self.compiler.compiler_so[0]
         omp = openmp_flags(compiler_cmd)
         levels = isa_levels()
@@ -211,12 +261,50 @@ class BuildExt(build_ext):
         ext.extra_link_args += ["-Wl,-rpath,$ORIGIN/lib"]
         super().build_extension(ext)
 
+    def build_cuda_extension(self, ext):
+        """_cuda: nvcc objects of cuda/*.cu plus the bindings, after _C built the library."""
+        home = ext.cuda_home
+        nvcc = os.path.join(home, "bin", "nvcc")
+        flags = [
+            "-std=c++17",
+            "-O3",
+            "-Icsrc",
+            "-Xcompiler=-fPIC,-fvisibility=hidden",
+            "-Werror=all-warnings",
+            "-Xptxas=-warn-spills,-Werror",  # a register spill fails the build
+        ] + nvcc_arch_flags()
+        out_dir = os.path.join(self.build_temp, "cuda")
+        os.makedirs(out_dir, exist_ok=True)
+
+        def compile_one(src):
+            obj = os.path.join(out_dir, os.path.basename(src) + ".o")
+            deps = [src] + CUDA_HEADERS + ["csrc/params.h", "csrc/dispatch.h"]
+            if os.path.exists(obj) and os.path.getmtime(obj) >= max(map(os.path.getmtime, deps)):
+                return obj
+            cmd = [nvcc, *flags, "-c", src, "-o", obj]
+            print(" ".join(cmd))
+            result = subprocess.run(cmd, capture_output=True, text=True)
+            if result.returncode != 0:
+                sys.exit(f"nvcc failed on {src}:\n{result.stdout}{result.stderr}")
+            return obj
+
+        with ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
+            ext.extra_objects += list(pool.map(compile_one, CUDA_SOURCES))
+        library = self.library_path(ext)
+        ext.library_dirs += [os.path.dirname(library), os.path.join(home, "lib64")]
+        ext.libraries += [LIBRARY, "cudart_static", "dl", "rt", "pthread"]
+        ext.extra_compile_args += COMMON_FLAGS
+        ext.extra_link_args += ["-Wl,-rpath,$ORIGIN/lib"]
+        super().build_extension(ext)
+
     # The library is one more output: a wheel carries it (from build_lib), and an editable install
     # gets it copied into the source tree beside _C.
     def _library_mapping(self):
         build_py = self.get_finalized_command("build_py")
         for ext in self.extensions:
             package = ext.name.rpartition(".")[0]
+            if ext.name.endswith("._cuda"):
+                continue  # built by _C's pass
             regular = os.path.join(self.build_lib, *package.split("."), "lib", LIBRARY_FILE)
             yield regular, os.path.join(build_py.get_package_dir(package), "lib", LIBRARY_FILE)
 
@@ -235,12 +323,12 @@ class BuildExt(build_ext):
     def get_outputs(self):
         outputs = super().get_outputs()
         if not self.inplace:
-            outputs += [self.library_path(ext) for ext in self.extensions]
+            outputs += [self.library_path(self.extensions[0])]
         return outputs
 
 
-setup(
-    ext_modules=[
+def extensions():
+    modules = [
         Pybind11Extension(
             "convkernels._C",
             BINDING_SOURCES,
@@ -248,6 +336,19 @@ setup(
             depends=HEADERS + KERNEL_SOURCES + LIBRARY_SOURCES,
             cxx_std=17,
         )
-    ],
-    cmdclass={"build_ext": BuildExt},
-)
+    ]
+    home = cuda_toolkit()
+    if home is not None:
+        cuda = Pybind11Extension(
+            "convkernels._cuda",
+            CUDA_BINDING_SOURCES,
+            include_dirs=["csrc", "cuda"],
+            depends=HEADERS + CUDA_HEADERS + CUDA_SOURCES,
+            cxx_std=17,
+        )
+        cuda.cuda_home = home
+        modules.append(cuda)
+    return modules
+
+
+setup(ext_modules=extensions(), cmdclass={"build_ext": BuildExt})

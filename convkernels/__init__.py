@@ -1,8 +1,10 @@
-"""convkernels: hand-written CPU kernels for convolutional networks, forward and backward.
+"""convkernels: hand-written CPU and CUDA kernels for convolutional networks, forward and backward.
 
-The functional API (see convkernels.ops) works on NCHW float32/float64 arrays. The kernels are
-compiled for several ISA levels and the best one this CPU supports is chosen at import; set
-CONVKERNELS_ISA=avx512|avx2|portable to force one, or call set_isa().
+The functional API (see convkernels.ops) works on NCHW float32/float64 arrays. The CPU kernels
+are compiled for several ISA levels and the best one this CPU supports is chosen at import; set
+CONVKERNELS_ISA=avx512|avx2|portable to force one, or call set_isa(). CUDA device arrays (CuPy
+and others) run the CUDA kernels when the package was built with nvcc; cuda_available() and
+cuda_info() say whether that can work here. Importing convkernels never needs a GPU.
 
 The same kernels are a C library: get_include() and get_library_dir() give the directories of
 convkernels.h and libconvkernels.so (see README.md, "Use from C").
@@ -48,6 +50,7 @@ __all__ = [
     "relu",
     "relu_backward",
     "cuda_available",
+    "cuda_info",
     "get_include",
     "get_isa",
     "get_library_dir",
@@ -111,8 +114,29 @@ def set_num_threads(n):
 
 
 def cuda_available():
-    """Whether CUDA kernels are built and a GPU is usable. No CUDA build exists yet."""
-    return False
+    """Whether the CUDA kernels can run here: built with CUDA, a GPU and driver, and CuPy.
+
+    Never raises: any CUDA error counts as "not available" (cuda_info() says why).
+    """
+    return cuda_info()["available"]
+
+
+def cuda_info():
+    """{compiled, available, reason, devices, runtime_version}: the CUDA side of info()."""
+    from . import _device
+
+    module = _device.cuda_module()
+    result = {"compiled": module is not None, "available": False, "reason": "", "devices": []}
+    result["runtime_version"] = module.runtime_version() if module is not None else None
+    try:
+        available, reason = _device.cuda_status()
+        if module is not None:
+            count = module.devices()[0]
+            result["devices"] = [module.device_name(i) for i in range(count)]
+    except Exception as e:  # a broken driver must not break import-time introspection
+        available, reason = False, f"{type(e).__name__}: {e}"
+    result["available"], result["reason"] = available, reason
+    return result
 
 
 def info():
@@ -124,8 +148,7 @@ def info():
         "compiled_isas": list(_C.compiled_isas()),
         "threads": get_num_threads(),
         "openmp": bool(_C.openmp),
-        "cuda_compiled": False,
-        "cuda_available": cuda_available(),
+        "cuda": cuda_info(),
     }
 
 

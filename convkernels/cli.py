@@ -17,7 +17,14 @@ def _info(args):
     if args.json:
         print(json.dumps({**info, "probe": measured}, indent=2))
         return 0
+    cuda = info.pop("cuda")
     lines = [(k, ", ".join(v) if isinstance(v, list) else v) for k, v in info.items()]
+    if not cuda["compiled"]:
+        lines.append(("cuda", "not built (no nvcc when convkernels was built)"))
+    elif cuda["available"]:
+        lines.append(("cuda", "available: " + "; ".join(cuda["devices"])))
+    else:
+        lines.append(("cuda", f"built, not available: {cuda['reason']}"))
     if measured is not None:
         from .probe import describe
 

@@ -14,10 +14,15 @@ TypeError (wrong dtype, not an array) or ValueError (shape, layout, read-only, o
 ``out``, never copied into. The exceptions: ``relu(x, out=x)`` and ``relu_backward(dy, x,
 out=dy)`` run in place, and ``gemm(a, b, c, out=c)`` accumulates into c as BLAS does.
 ``max_pool2d`` takes ``out=(y, idx)``.
+
+CUDA device arrays (CuPy, or anything with ``__cuda_array_interface__`` or a CUDA
+``__dlpack__``) run the same op on the GPU when convkernels was built with CUDA, and the results
+are CuPy arrays; see convkernels._device for the rules.
 """
 
 from . import _C
 from ._args import as_array, as_bool, as_float, as_int, as_pair, as_shape4
+from ._device import backend
 
 __all__ = [
     "conv2d",
@@ -38,8 +43,8 @@ __all__ = [
 ]
 
 
-def _conv_args(op, stride, padding, dilation, groups):
-    return _C.ConvArgs(
+def _conv_args(be, op, stride, padding, dilation, groups):
+    return be.module.ConvArgs(
         as_pair(stride, op, "stride"),
         as_pair(padding, op, "padding"),
         as_pair(dilation, op, "dilation"),
@@ -47,10 +52,10 @@ def _conv_args(op, stride, padding, dilation, groups):
     )
 
 
-def _pool_args(op, kernel_size, stride, padding, ceil_mode, count_include_pad=True):
+def _pool_args(be, op, kernel_size, stride, padding, ceil_mode, count_include_pad=True):
     kernel = as_pair(kernel_size, op, "kernel_size")
     stride = kernel if stride is None else as_pair(stride, op, "stride")
-    return _C.PoolArgs(
+    return be.module.PoolArgs(
         kernel,
         stride,
         as_pair(padding, op, "padding"),
@@ -59,21 +64,18 @@ def _pool_args(op, kernel_size, stride, padding, ceil_mode, count_include_pad=Tr
     )
 
 
-def _out(out, op):
-    """The out= buffer as a NumPy view (never a copy), or None."""
-    return None if out is None else as_array(out, op, "out")
-
-
 def conv2d(x, w, b=None, stride=1, padding=0, dilation=1, groups=1, *, out=None):
     """y = x ⋆ w + b. x: (N, C, H, W), w: (K, C/groups, R, S), b: (K,) or None -> (N, K, P, Q)."""
     op = "conv2d"
-    b = None if b is None else as_array(b, op, "b")
-    return _C.conv2d(
-        as_array(x, op, "x"),
-        as_array(w, op, "w"),
+    be = backend(op, ("x", x), ("w", w), ("b", b), ("out", out))
+    b = None if b is None else be.array(b, op, "b")
+    return be.run(
+        "conv2d",
+        be.array(x, op, "x"),
+        be.array(w, op, "w"),
         b,
-        _conv_args(op, stride, padding, dilation, groups),
-        _out(out, op),
+        _conv_args(be, op, stride, padding, dilation, groups),
+        be.out(out, op),
     )
 
 
@@ -82,12 +84,14 @@ def conv2d_backward_input(
 ):
     """Gradient of conv2d with respect to x, of shape input_shape, from dy: (N, K, P, Q)."""
     op = "conv2d_backward_input"
-    return _C.conv2d_backward_input(
-        as_array(dy, op, "dy"),
-        as_array(w, op, "w"),
+    be = backend(op, ("dy", dy), ("w", w), ("out", out))
+    return be.run(
+        "conv2d_backward_input",
+        be.array(dy, op, "dy"),
+        be.array(w, op, "w"),
         as_shape4(input_shape, op, "input_shape"),
-        _conv_args(op, stride, padding, dilation, groups),
-        _out(out, op),
+        _conv_args(be, op, stride, padding, dilation, groups),
+        be.out(out, op),
     )
 
 
@@ -96,19 +100,22 @@ def conv2d_backward_weight(
 ):
     """Gradient of conv2d with respect to w, of shape weight_shape (K, C/groups, R, S)."""
     op = "conv2d_backward_weight"
-    return _C.conv2d_backward_weight(
-        as_array(x, op, "x"),
-        as_array(dy, op, "dy"),
+    be = backend(op, ("x", x), ("dy", dy), ("out", out))
+    return be.run(
+        "conv2d_backward_weight",
+        be.array(x, op, "x"),
+        be.array(dy, op, "dy"),
         as_shape4(weight_shape, op, "weight_shape"),
-        _conv_args(op, stride, padding, dilation, groups),
-        _out(out, op),
+        _conv_args(be, op, stride, padding, dilation, groups),
+        be.out(out, op),
     )
 
 
 def conv2d_backward_bias(dy, *, out=None):
     """Gradient of conv2d with respect to b: dy (N, K, P, Q) summed over N, P, Q -> (K,)."""
     op = "conv2d_backward_bias"
-    return _C.conv2d_backward_bias(as_array(dy, op, "dy"), _out(out, op))
+    be = backend(op, ("dy", dy), ("out", out))
+    return be.run("conv2d_backward_bias", be.array(dy, op, "dy"), be.out(out, op))
 
 
 def max_pool2d(x, kernel_size, stride=None, padding=0, ceil_mode=False, *, out=None):
@@ -125,23 +132,27 @@ def max_pool2d(x, kernel_size, stride=None, padding=0, ceil_mode=False, *, out=N
             raise TypeError(
                 f"{op}: out must be a pair (y, idx) of arrays, got {type(out).__name__}"
             )
-        out_y, out_idx = as_array(out[0], op, "out[0] (y)"), as_array(out[1], op, "out[1] (idx)")
-    return _C.max_pool2d(
-        as_array(x, op, "x"),
-        _pool_args(op, kernel_size, stride, padding, ceil_mode),
-        out_y,
-        out_idx,
+        out_y, out_idx = out
+    be = backend(op, ("x", x), ("out[0] (y)", out_y), ("out[1] (idx)", out_idx))
+    return be.run(
+        "max_pool2d",
+        be.array(x, op, "x"),
+        _pool_args(be, op, kernel_size, stride, padding, ceil_mode),
+        be.out(out_y, op, "out[0] (y)"),
+        be.out(out_idx, op, "out[1] (idx)"),
     )
 
 
 def max_pool2d_backward(dy, idx, input_shape, *, out=None):
     """Gradient of max_pool2d: dy added at the positions idx recorded, into input_shape."""
     op = "max_pool2d_backward"
-    return _C.max_pool2d_backward(
-        as_array(dy, op, "dy"),
-        as_array(idx, op, "idx"),
+    be = backend(op, ("dy", dy), ("idx", idx), ("out", out))
+    return be.run(
+        "max_pool2d_backward",
+        be.array(dy, op, "dy"),
+        be.array(idx, op, "idx"),
         as_shape4(input_shape, op, "input_shape"),
-        _out(out, op),
+        be.out(out, op),
     )
 
 
@@ -150,10 +161,12 @@ def avg_pool2d(
 ):
     """Window means; the divisor follows PyTorch (see README, "Conventions")."""
     op = "avg_pool2d"
-    return _C.avg_pool2d(
-        as_array(x, op, "x"),
-        _pool_args(op, kernel_size, stride, padding, ceil_mode, count_include_pad),
-        _out(out, op),
+    be = backend(op, ("x", x), ("out", out))
+    return be.run(
+        "avg_pool2d",
+        be.array(x, op, "x"),
+        _pool_args(be, op, kernel_size, stride, padding, ceil_mode, count_include_pad),
+        be.out(out, op),
     )
 
 
@@ -170,82 +183,98 @@ def avg_pool2d_backward(
 ):
     """Gradient of avg_pool2d with respect to its input, of shape input_shape."""
     op = "avg_pool2d_backward"
-    return _C.avg_pool2d_backward(
-        as_array(dy, op, "dy"),
+    be = backend(op, ("dy", dy), ("out", out))
+    return be.run(
+        "avg_pool2d_backward",
+        be.array(dy, op, "dy"),
         as_shape4(input_shape, op, "input_shape"),
-        _pool_args(op, kernel_size, stride, padding, ceil_mode, count_include_pad),
-        _out(out, op),
+        _pool_args(be, op, kernel_size, stride, padding, ceil_mode, count_include_pad),
+        be.out(out, op),
     )
 
 
 def relu(x, negative_slope=0.0, *, out=None):
     """max(0, x), or negative_slope * x where x <= 0. Any shape. out=x runs in place."""
     op = "relu"
-    return _C.relu(
-        as_array(x, op, "x"), as_float(negative_slope, op, "negative_slope"), _out(out, op)
+    be = backend(op, ("x", x), ("out", out))
+    return be.run(
+        "relu",
+        be.array(x, op, "x"),
+        as_float(negative_slope, op, "negative_slope"),
+        be.out(out, op),
     )
 
 
 def relu_backward(dy, x, negative_slope=0.0, *, out=None):
     """dy where x > 0, negative_slope * dy elsewhere. out=dy runs in place."""
     op = "relu_backward"
-    return _C.relu_backward(
-        as_array(dy, op, "dy"),
-        as_array(x, op, "x"),
+    be = backend(op, ("dy", dy), ("x", x), ("out", out))
+    return be.run(
+        "relu_backward",
+        be.array(dy, op, "dy"),
+        be.array(x, op, "x"),
         as_float(negative_slope, op, "negative_slope"),
-        _out(out, op),
+        be.out(out, op),
     )
 
 
 def lrn(x, size, alpha=1e-4, beta=0.75, k=1.0, *, out=None):
     """Cross-channel LRN, as torch.nn.functional.local_response_norm (alpha is divided by size)."""
     op = "lrn"
-    return _C.lrn(
-        as_array(x, op, "x"),
+    be = backend(op, ("x", x), ("out", out))
+    return be.run(
+        "lrn",
+        be.array(x, op, "x"),
         as_int(size, op, "size"),
         as_float(alpha, op, "alpha"),
         as_float(beta, op, "beta"),
         as_float(k, op, "k"),
-        _out(out, op),
+        be.out(out, op),
     )
 
 
 def lrn_backward(dy, x, size, alpha=1e-4, beta=0.75, k=1.0, *, out=None):
     """Gradient of lrn with respect to x."""
     op = "lrn_backward"
-    return _C.lrn_backward(
-        as_array(dy, op, "dy"),
-        as_array(x, op, "x"),
+    be = backend(op, ("dy", dy), ("x", x), ("out", out))
+    return be.run(
+        "lrn_backward",
+        be.array(dy, op, "dy"),
+        be.array(x, op, "x"),
         as_int(size, op, "size"),
         as_float(alpha, op, "alpha"),
         as_float(beta, op, "beta"),
         as_float(k, op, "k"),
-        _out(out, op),
+        be.out(out, op),
     )
 
 
 def lcn(x, size=9, sigma=2.0, eps=1e-4, *, out=None):
     """Local contrast normalization (Jarrett et al. 2009); formula in README, "Conventions"."""
     op = "lcn"
-    return _C.lcn(
-        as_array(x, op, "x"),
+    be = backend(op, ("x", x), ("out", out))
+    return be.run(
+        "lcn",
+        be.array(x, op, "x"),
         as_int(size, op, "size"),
         as_float(sigma, op, "sigma"),
         as_float(eps, op, "eps"),
-        _out(out, op),
+        be.out(out, op),
     )
 
 
 def lcn_backward(dy, x, size=9, sigma=2.0, eps=1e-4, *, out=None):
     """Gradient of lcn with respect to x (a subgradient where the max in the divisor ties)."""
     op = "lcn_backward"
-    return _C.lcn_backward(
-        as_array(dy, op, "dy"),
-        as_array(x, op, "x"),
+    be = backend(op, ("dy", dy), ("x", x), ("out", out))
+    return be.run(
+        "lcn_backward",
+        be.array(dy, op, "dy"),
+        be.array(x, op, "x"),
         as_int(size, op, "size"),
         as_float(sigma, op, "sigma"),
         as_float(eps, op, "eps"),
-        _out(out, op),
+        be.out(out, op),
     )
 
 
@@ -265,5 +294,5 @@ def gemm(a, b, c=None, trans_a=False, trans_b=False, alpha=1.0, beta=0.0, *, out
         as_bool(trans_b, op, "trans_b"),
         as_float(alpha, op, "alpha"),
         as_float(beta, op, "beta"),
-        _out(out, op),
+        None if out is None else as_array(out, op, "out"),
     )

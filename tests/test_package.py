@@ -19,7 +19,10 @@ def test_info_reports_the_build():
     assert info["supported_isas"][-1] == "portable"
     assert set(info["supported_isas"]) <= set(info["compiled_isas"])
     assert info["threads"] >= 1
-    assert info["cuda_compiled"] is False and info["cuda_available"] is False
+    cuda = info["cuda"]
+    assert set(cuda) == {"compiled", "available", "reason", "devices", "runtime_version"}
+    assert cuda["available"] is ck.cuda_available()
+    assert cuda["available"] or cuda["reason"]  # unavailable always says why
 
 
 def test_best_isa_is_the_default():
