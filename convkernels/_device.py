@@ -23,7 +23,7 @@ _DLPACK_CUDA_MANAGED = 13
 
 def is_device_array(obj):
     """Whether obj lives in CUDA device memory (by its array interfaces; never imports CuPy)."""
-    if isinstance(obj, np.ndarray) or obj is None:
+    if type(obj) is np.ndarray or obj is None:
         return False
     try:
         if hasattr(obj, "__cuda_array_interface__"):
@@ -144,6 +144,29 @@ class CudaBackend:
         if isinstance(value, tuple):
             return tuple(self._owners(v) for v in value)
         return value.base.owner
+
+
+def array_module(*arrays):
+    """NumPy, or CuPy when any of `arrays` is a CUDA device array: the one switch the network
+    layer makes, so the same layer code runs on either."""
+    return _import_cupy() if any(is_device_array(a) for a in arrays) else np
+
+
+def to_host(array):
+    """A NumPy array of `array`'s values: itself for NumPy, a copy from the device for CuPy."""
+    return array.get() if is_device_array(array) else np.asarray(array)
+
+
+def to_device(array, device):
+    """`array` on "cpu" (NumPy) or "cuda" (CuPy, the current device)."""
+    if device == "cpu":
+        return to_host(array)
+    if device == "cuda":
+        usable, why = cuda_status()
+        if not usable:
+            raise RuntimeError(f"device 'cuda' is not usable here: {why}")
+        return _import_cupy().asarray(array)
+    raise ValueError(f"device must be 'cpu' or 'cuda', got {device!r}")
 
 
 def cuda_module():

@@ -122,7 +122,8 @@ def _train(args):
     config = TrainConfig(
         model=args.model_opt or args.model_arg or "lenet5", dataset=args.dataset,
         epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, lr_step=args.lr_step,
-        seed=args.seed, threads=args.threads, out=args.out, resume=args.resume,
+        seed=args.seed, threads=args.threads, device=args.device, out=args.out,
+        resume=args.resume,
         data_dir=args.data_dir, limit=args.limit, progress=not args.no_progress,
     )  # fmt: skip
     try:
@@ -220,6 +221,10 @@ def main(argv=None):
     train.add_argument("--lr-step", type=int, help="epochs between 10x learning-rate drops")
     train.add_argument("--threads", type=int, help="kernel threads (default: all cores)")
     train.add_argument("--seed", type=int, default=0)
+    train.add_argument(
+        "--device", default="cpu", choices=("cpu", "cuda"),
+        help="cuda: train on the GPU (needs a CUDA build and CuPy; see README)",
+    )  # fmt: skip
     train.add_argument("--out", default="runs/latest", help="output directory")
     train.add_argument("--resume", action="store_true", help="continue from --out's checkpoint")
     train.add_argument("--data-dir", help="where the dataset files are (default: search)")

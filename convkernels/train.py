@@ -18,6 +18,7 @@ import time
 import numpy as np
 
 from . import models, nn
+from ._device import to_device, to_host
 
 # model name -> default hyper-parameters, from runs on the development machine: lenet5 reaches
 # 99.2 % on MNIST in 8 epochs; alexnet-cifar 91.8 % on Fashion-MNIST in 18; lenet5-classic 99.0 %
@@ -43,6 +44,7 @@ class TrainConfig:
     weight_decay: float = 0.0005
     seed: int = 0
     threads: int = None
+    device: str = "cpu"  # "cuda": the model and each batch on the GPU (CuPy)
     out: str = "runs/latest"
     resume: bool = False
     data_dir: str = None
@@ -71,17 +73,17 @@ def build_model(name, in_channels, image_size, num_classes, seed):
     return models.alexnet_small(num_classes, in_channels, image_size, variant, seed)
 
 
-def evaluate(model, images, labels, batch_size=500):
+def evaluate(model, images, labels, batch_size=500, device="cpu"):
     """(accuracy, mean loss, predictions) with the model in eval mode."""
     model.eval()
     predictions = np.empty(len(labels), dtype=np.int64)
     total_loss = 0.0
     for start in range(0, len(labels), batch_size):
         stop = min(start + batch_size, len(labels))
-        logits = model.forward(images[start:stop])
+        logits = model.forward(to_device(images[start:stop], device))
         loss, _ = nn.softmax_cross_entropy(logits, labels[start:stop])
         total_loss += loss * (stop - start)
-        predictions[start:stop] = logits.argmax(axis=1)
+        predictions[start:stop] = to_host(logits.argmax(axis=1))
     model.train()
     return float(np.mean(predictions == labels)), total_loss / len(labels), predictions
 
@@ -149,6 +151,7 @@ def train(config, log=print):
     _, channels, size, _ = train_x.shape
 
     model = build_model(config.model, channels, size, len(data.classes), config.seed)
+    model.to(config.device)  # before the optimizer, whose state lives beside the parameters
     optimizer = nn.SGD(model.parameters(), config.lr, config.momentum, config.weight_decay)
     schedule = nn.StepLR(optimizer, config.lr_step, gamma=0.1)
     start_epoch, history = 0, []
@@ -157,7 +160,8 @@ def train(config, log=print):
         log(f"resumed from {checkpoint} after epoch {start_epoch}")
     log(
         f"{config.model} on {config.dataset} ({data.source}): {len(train_y)} training images, "
-        f"{model.num_parameters():,} parameters, {get_num_threads()} threads"
+        f"{model.num_parameters():,} parameters, "
+        + (f"{get_num_threads()} threads" if config.device == "cpu" else config.device)
     )
 
     epoch = start_epoch
@@ -165,7 +169,7 @@ def train(config, log=print):
         for epoch in range(start_epoch, config.epochs):
             lr = schedule.set_epoch(epoch)
             record = train_one_epoch(model, optimizer, train_x, train_y, config, epoch)
-            accuracy, test_loss, _ = evaluate(model, test_x, test_y)
+            accuracy, test_loss, _ = evaluate(model, test_x, test_y, device=config.device)
             record.update(epoch=epoch + 1, lr=lr, test_accuracy=accuracy, test_loss=test_loss)
             history.append(record)
             save_checkpoint(checkpoint, model, optimizer, epoch + 1, history, config)
@@ -182,7 +186,7 @@ def train(config, log=print):
         raise
 
     model.save(os.path.join(config.out, "model.npz"))
-    _, _, predictions = evaluate(model, test_x, test_y)
+    _, _, predictions = evaluate(model, test_x, test_y, device=config.device)
     write_reports(config, history, model, data, predictions)
     return history
 
@@ -199,7 +203,7 @@ def train_one_epoch(model, optimizer, images, labels, config, epoch):
     started = time.perf_counter()
     for start in range(0, len(order), config.batch_size):
         batch = order[start : start + config.batch_size]
-        x, y = images[batch], labels[batch]
+        x, y = to_device(images[batch], config.device), labels[batch]
         logits = model.forward(x)
         loss, dlogits = nn.softmax_cross_entropy(logits, y)
         model.backward(dlogits)
@@ -210,7 +214,7 @@ def train_one_epoch(model, optimizer, images, labels, config, epoch):
                 f"rate {optimizer.lr} is too high for this model"
             )
         seen += len(batch)
-        correct += int(np.sum(logits.argmax(axis=1) == y))
+        correct += int(np.sum(to_host(logits.argmax(axis=1)) == y))
         loss_sum += loss * len(batch)
         if bar is not None:
             bar.update(len(batch))
@@ -256,7 +260,7 @@ def write_reports(config, history, model, data, predictions):
     from . import plots
 
     plots.curves(history, os.path.join(config.out, "curves.png"))
-    plots.filters(model.layers[0].weight.data, os.path.join(config.out, "filters.png"))
+    plots.filters(to_host(model.layers[0].weight.data), os.path.join(config.out, "filters.png"))
     wrong = np.flatnonzero(predictions != test_labels)[:16]
     plots.misclassified(
         data.test_images[wrong],

@@ -25,7 +25,7 @@ from emulation import build, fake_cupy
 from helpers import assert_close, directional_gradcheck, torch
 
 import convkernels as ck
-from convkernels import _device
+from convkernels import _device, datasets, models, nn, train
 from convkernels import reference as ref
 
 DTYPES = (np.float32, np.float64)
@@ -302,6 +302,71 @@ def test_max_pool2d_backward_checks_indices_on_the_device(dev):
     idx.flat[2] = -1
     with pytest.raises(ValueError, match="idx holds -1, outside the input plane"):
         ck.max_pool2d_backward(dev(dy), dev(idx), (1, 1, 4, 4))
+
+
+# ---------------------------------------------------------------------------------------------
+# the network layer on the device
+
+
+def _layer_outputs(model, x):
+    """Every layer's output, in order (forward, layer by layer)."""
+    outputs = []
+    for layer in model.layers:
+        x = layer.forward(x)
+        outputs.append(x)
+    return outputs
+
+
+@pytest.mark.parametrize("variant", ["modern", "classic"])
+def test_lenet5_trains_on_the_device_step_for_step_as_on_the_host(dev, variant):
+    rng = np.random.default_rng(10)
+    batches = [(rng.standard_normal((4, 1, 28, 28)).astype(np.float32), rng.integers(0, 10, 4))
+               for _ in range(2)]  # fmt: skip
+    on_host = models.lenet5(variant, seed=0)
+    on_device = models.lenet5(variant, seed=0).to("cuda")
+    assert all(isinstance(p.data, fake_cupy.FakeDeviceArray) for _, p in on_device.parameters())
+    optimizers = [nn.SGD(m.parameters(), lr=0.05) for m in (on_host, on_device)]
+    for x, y in batches:
+        losses = []
+        for model, optimizer, x_in in zip((on_host, on_device), optimizers, (x, dev(x))):
+            outputs = _layer_outputs(model, x_in)
+            if model is on_device:  # data stays on the device from layer to layer
+                assert all(isinstance(o, fake_cupy.FakeDeviceArray) for o in outputs)
+            loss, dlogits = nn.softmax_cross_entropy(outputs[-1], y)
+            model.backward(dlogits)
+            optimizer.step()
+            losses.append(loss)
+        assert losses[1] == pytest.approx(losses[0], rel=1e-5)
+    for (name, p), (_, q) in zip(on_host.parameters(), on_device.parameters()):
+        assert isinstance(q.data, fake_cupy.FakeDeviceArray), name
+        assert_close(q.data.get(), p.data, np.float32, 64, what=name)
+    assert isinstance(on_device.state_dict()["0.weight"], np.ndarray)  # saved from the host
+
+
+def test_small_alexnet_runs_on_the_device(dev):
+    rng = np.random.default_rng(11)
+    x = rng.standard_normal((2, 1, 28, 28)).astype(np.float32)
+    on_host = models.alexnet_small(10, 1, 28, seed=0).eval()
+    on_device = models.alexnet_small(10, 1, 28, seed=0).to("cuda").eval()
+    expected = on_host.forward(x)
+    assert_close(host(on_device.forward(dev(x))), expected, np.float32, 800)
+    on_device.train()  # dropout masks drawn on the device
+    loss, dlogits = nn.softmax_cross_entropy(on_device.forward(dev(x)), np.array([1, 2]))
+    on_device.backward(dlogits)
+    assert np.isfinite(loss)
+    assert all(np.all(np.isfinite(p.grad.get())) for _, p in on_device.parameters())
+
+
+def test_train_job_on_the_device(dev, monkeypatch, tmp_path):
+    from test_train import config, tiny_dataset
+
+    monkeypatch.setattr(datasets, "load", lambda *a, **k: tiny_dataset(n_train=16, n_test=8))
+    settings = dict(epochs=1, batch_size=8)
+    on_host = train.train(config(tmp_path / "host", **settings), log=lambda *a: None)
+    on_device = train.train(config(tmp_path / "cuda", device="cuda", **settings),
+                            log=lambda *a: None)  # fmt: skip
+    for key in ("train_loss", "test_loss", "test_accuracy", "train_accuracy"):
+        assert on_device[0][key] == pytest.approx(on_host[0][key], rel=1e-4), key
 
 
 # ---------------------------------------------------------------------------------------------

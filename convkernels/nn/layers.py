@@ -3,12 +3,16 @@
 A layer's forward(x) returns y and remembers what backward needs; backward(dy) returns dx and
 *overwrites* each parameter's .grad. Layers know nothing of pointers or threads: the arithmetic
 that a kernel does stays in convkernels.ops; only the small elementwise pieces no kernel covers
-(tanh, dropout masks, the per-channel scale of LeNet's subsampling) are NumPy here.
+(tanh, dropout masks, the per-channel scale of LeNet's subsampling) are array code here, written
+against `xp = array_module(x)`: NumPy on the host, CuPy when the network lives on the GPU
+(Sequential.to("cuda")), so every layer runs unchanged on either and data never leaves the
+device between layers.
 """
 
 import numpy as np
 
 from .. import ops
+from .._device import array_module, to_device, to_host
 from . import init
 
 
@@ -144,17 +148,34 @@ class Linear(Layer):
 
     def forward(self, x):
         self.x = x
-        if self.bias is None:
+        bias = self.bias.data if self.bias else None
+        if array_module(x) is not np:  # the GPU has no GEMM op: a 1x1 convolution is one
+            return ops.conv2d(_as_image(x), _as_image(self.weight.data), bias)[:, :, 0, 0]
+        if bias is None:
             return ops.gemm(x, self.weight.data, trans_b=True)
-        start = np.broadcast_to(self.bias.data, (x.shape[0], self.bias.size))
+        start = np.broadcast_to(bias, (x.shape[0], self.bias.size))
         return ops.gemm(x, self.weight.data, start, trans_b=True, beta=1.0)
 
     def backward(self, dy):
-        self.weight.grad = ops.gemm(dy, self.x, trans_a=True)
         if self.bias:
             # The bias gradient is the conv bias gradient of a 1x1 "image".
-            self.bias.grad = ops.conv2d_backward_bias(dy[:, :, None, None])
+            self.bias.grad = ops.conv2d_backward_bias(_as_image(dy))
+        if array_module(dy) is not np:
+            w_shape = (*self.weight.shape, 1, 1)
+            dw = ops.conv2d_backward_weight(_as_image(self.x), _as_image(dy), w_shape)
+            self.weight.grad = dw.reshape(self.weight.shape)
+            if not self.needs_input_grad:
+                return None
+            dx = ops.conv2d_backward_input(_as_image(dy), _as_image(self.weight.data),
+                                           (*self.x.shape, 1, 1))  # fmt: skip
+            return dx.reshape(self.x.shape)
+        self.weight.grad = ops.gemm(dy, self.x, trans_a=True)
         return ops.gemm(dy, self.weight.data) if self.needs_input_grad else None
+
+
+def _as_image(a):
+    """(N, F) as (N, F, 1, 1): a view."""
+    return a.reshape(*a.shape, 1, 1)
 
 
 class MaxPool2d(Layer):
@@ -257,7 +278,14 @@ class Dropout(Layer):
         if not self.training or self.p == 0:
             self.scale = None
             return x
-        keep = self.rng.random(x.shape) >= self.p
+        xp = array_module(x)
+        if xp is np:
+            keep = self.rng.random(x.shape) >= self.p
+        else:  # drawn on the device, seeded from this layer's generator
+            if getattr(self, "_device_rng_of", None) is not self.rng:
+                self._device_rng = xp.random.RandomState(int(self.rng.integers(2**31)))
+                self._device_rng_of = self.rng
+            keep = self._device_rng.random_sample(x.shape) >= self.p
         self.scale = (keep / (1 - self.p)).astype(x.dtype)
         return x * self.scale
 
@@ -272,7 +300,7 @@ class Tanh(Layer):
         self.amplitude, self.slope = amplitude, slope
 
     def forward(self, x):
-        self.t = np.tanh(self.slope * x)
+        self.t = array_module(x).tanh(self.slope * x)
         return (self.amplitude * self.t).astype(x.dtype, copy=False)
 
     def backward(self, dy):
@@ -281,7 +309,7 @@ class Tanh(Layer):
 
 class Sigmoid(Layer):
     def forward(self, x):
-        self.y = (1 / (1 + np.exp(-x))).astype(x.dtype, copy=False)
+        self.y = (1 / (1 + array_module(x).exp(-x))).astype(x.dtype, copy=False)
         return self.y
 
     def backward(self, dy):
@@ -308,7 +336,8 @@ class Subsample2d(Layer):
         return self.sums * coef + self.bias.data[None, :, None, None]
 
     def backward(self, dy):
-        self.coefficient.grad = np.einsum("nchw,nchw->c", dy, self.sums).astype(dy.dtype)
+        xp = array_module(dy)
+        self.coefficient.grad = xp.einsum("nchw,nchw->c", dy, self.sums).astype(dy.dtype)
         self.bias.grad = ops.conv2d_backward_bias(dy)
         area = self.kernel_size * self.kernel_size
         d_sums = dy * (self.coefficient.data[None, :, None, None] * area)
@@ -330,7 +359,7 @@ class RBF(Layer):
     def forward(self, x):
         self.x = x
         diff = x[:, None, :] - self.centres.data[None, :, :]
-        return np.einsum("nij,nij->ni", diff, diff).astype(x.dtype)
+        return array_module(x).einsum("nij,nij->ni", diff, diff).astype(x.dtype)
 
     def backward(self, dy):
         diff = self.x[:, None, :] - self.centres.data[None, :, :]
@@ -394,8 +423,19 @@ class Sequential(Layer):
                 break
         return dy
 
+    def to(self, device):
+        """Moves the parameters (and their gradients) to "cpu" (NumPy) or "cuda" (CuPy, the
+        current device); inputs must then live there too. Returns self."""
+        for _, p in self.parameters():
+            p.data, p.grad = to_device(p.data, device), to_device(p.grad, device)
+        for layer in self.layers:
+            if getattr(layer, "mask", None) is not None:
+                layer.mask = to_device(layer.mask, device)
+        return self
+
     def state_dict(self):
-        return {name: p.data for name, p in self.parameters()}
+        """{name: NumPy array} of every parameter (copied from the device if there)."""
+        return {name: to_host(p.data) for name, p in self.parameters()}
 
     def load_state_dict(self, state):
         params = dict(self.parameters())
@@ -411,7 +451,7 @@ class Sequential(Layer):
                 raise ValueError(
                     f"load_state_dict: {name} has shape {value.shape}, expected {p.data.shape}"
                 )
-            p.data = np.ascontiguousarray(value, dtype=p.data.dtype)
+            p.data = array_module(p.data).asarray(np.ascontiguousarray(value, p.data.dtype))
 
     def save(self, path):
         np.savez(path, **self.state_dict())

@@ -1,6 +1,6 @@
 """SGD as the AlexNet paper writes it, and a step learning-rate schedule."""
 
-import numpy as np
+from .._device import array_module, to_host
 
 
 class SGD:
@@ -16,7 +16,7 @@ class SGD:
     def __init__(self, parameters, lr, momentum=0.9, weight_decay=0.0005):
         self.parameters = [p for _, p in parameters]
         self.lr, self.momentum, self.weight_decay = lr, momentum, weight_decay
-        self.velocity = [np.zeros_like(p.data) for p in self.parameters]
+        self.velocity = [array_module(p.data).zeros_like(p.data) for p in self.parameters]
 
     def step(self):
         for p, v in zip(self.parameters, self.velocity):
@@ -26,11 +26,11 @@ class SGD:
             p.data += v
 
     def state_dict(self):
-        return {f"velocity.{i}": v for i, v in enumerate(self.velocity)}
+        return {f"velocity.{i}": to_host(v) for i, v in enumerate(self.velocity)}
 
     def load_state_dict(self, state):
         for i, v in enumerate(self.velocity):
-            v[...] = state[f"velocity.{i}"]
+            v[...] = array_module(v).asarray(state[f"velocity.{i}"])
 
 
 class StepLR:

@@ -1,10 +1,14 @@
-"""A stand-in for the part of CuPy that convkernels._device uses, over host memory.
+"""A stand-in for CuPy over host memory, for running the device path without a GPU.
 
-With it and the emulated module (build.emulated_module()), the whole device path runs without a
-GPU: ops.py sees arrays with __cuda_array_interface__, _device.py views them "as CuPy arrays",
-checks their device, copies non-contiguous ones, allocates results through the registered
-allocator, and _cuda_emulated's bindings and kernels run on their (host) memory.
+Its arrays are NumPy arrays (a subclass) that also present __cuda_array_interface__, as CuPy's
+do, and its functions are NumPy's, returning such arrays. With it and the emulated module
+(build.emulated_module()), the whole device path runs here: ops.py sees CUDA arrays,
+_device.py views them "as CuPy arrays", checks their device, copies non-contiguous ones and
+allocates results through the registered allocator, the shared bindings and the emulated
+kernels run on their memory, and the network layer's `xp` code runs on "CuPy".
 """
+
+import types
 
 import numpy as np
 
@@ -25,66 +29,86 @@ class _Pointer:
         self.ptr = ptr
 
 
-class FakeDeviceArray:
+class FakeDeviceArray(np.ndarray):
     """Host memory that presents itself as a CUDA array (as CuPy's ndarray does)."""
 
-    def __init__(self, array, device=0, readonly=False):
-        self._array = array
-        self.device = Device(device)
-        self.readonly = readonly
+    device_id = 0
+    readonly = False
 
-    shape = property(lambda self: self._array.shape)
-    dtype = property(lambda self: self._array.dtype)
-    flags = property(lambda self: self._array.flags)
-    strides = property(lambda self: self._array.strides)
-    data = property(lambda self: _Pointer(self._array.__array_interface__["data"][0]))
+    def __array_finalize__(self, obj):
+        self.device_id = getattr(obj, "device_id", 0)
+        self.readonly = False
+
+    @property
+    def device(self):
+        return Device(self.device_id)
+
+    @property
+    def data(self):
+        return _Pointer(self.__array_interface__["data"][0])
 
     @property
     def __cuda_array_interface__(self):
-        interface = dict(self._array.__array_interface__)
+        interface = dict(self.__array_interface__)
         interface["data"] = (interface["data"][0], self.readonly)
-        interface["version"] = 3
-        interface["stream"] = None
+        interface.update(version=3, stream=None)
         return interface
-
-    def __getitem__(self, key):
-        return FakeDeviceArray(self._array[key], self.device.id, self.readonly)
 
     def get(self):
         """A NumPy copy (cupy.ndarray.get)."""
-        return self._array.copy()
+        return np.array(self.view(np.ndarray))
 
 
-def asarray(obj):
-    if isinstance(obj, FakeDeviceArray):
+def _wrap(value):
+    if isinstance(value, np.ndarray) and not isinstance(value, FakeDeviceArray):
+        return value.view(FakeDeviceArray)
+    return value
+
+
+def to_device(array, device=0, readonly=False):
+    """A fake device array holding a copy of `array`."""
+    result = np.array(array).view(FakeDeviceArray)
+    result.device_id, result.readonly = device, readonly
+    return result
+
+
+def asarray(obj, dtype=None):
+    if isinstance(obj, FakeDeviceArray) and (dtype is None or obj.dtype == dtype):
         return obj
-    raise TypeError(f"fake cupy cannot view {type(obj).__name__}")
+    if hasattr(obj, "__cuda_array_interface__") and not isinstance(obj, np.ndarray):
+        raise TypeError(f"fake cupy cannot view {type(obj).__name__}")
+    return to_device(np.asarray(obj, dtype=dtype))  # host -> "device": a copy, as CuPy's
 
 
 def from_dlpack(obj):
     raise TypeError("fake cupy has no DLPack")
 
 
-def ascontiguousarray(a):
-    return FakeDeviceArray(np.ascontiguousarray(a._array), a.device.id)
+def empty(shape, dtype=float):
+    return np.empty(shape, dtype=dtype).view(FakeDeviceArray)
 
 
-def empty(shape, dtype):
-    return FakeDeviceArray(np.empty(shape, dtype=dtype))
+def ascontiguousarray(a, dtype=None):
+    result = np.ascontiguousarray(a, dtype=dtype).view(FakeDeviceArray)
+    result.device_id = getattr(a, "device_id", 0)
+    return result
 
 
-def to_device(array, device=0, readonly=False):
-    """A fake device array holding a copy of `array`."""
-    return FakeDeviceArray(np.array(array), device, readonly)
+def __getattr__(name):
+    """Everything else is NumPy's, with array results as fake device arrays."""
+    value = getattr(np, name)
+    if not callable(value) or isinstance(value, type):
+        return value
+
+    def call(*args, **kwargs):
+        return _wrap(value(*args, **kwargs))
+
+    return call
 
 
 class _Stream:
     ptr = 0
 
 
-class cuda:  # noqa: N801 - mirrors cupy.cuda
-    Device = Device
-
-    @staticmethod
-    def get_current_stream():
-        return _Stream()
+cuda = types.SimpleNamespace(Device=Device, get_current_stream=lambda: _Stream())
+random = types.SimpleNamespace(RandomState=np.random.RandomState)
