@@ -52,6 +52,25 @@ def _batch(text):
     return family or None, value
 
 
+def _bench_gpu(args, case_list):
+    import convkernels
+
+    from . import bench_gpu
+
+    if not convkernels.cuda_available():
+        reason = convkernels.cuda_info()["reason"]
+        print(f"convkernels bench: --device cuda: CUDA is not usable here: {reason}",
+              file=sys.stderr)  # fmt: skip
+        return 2
+    repeats = args.repeats or (5 if args.quick else 20)
+    result = bench_gpu.run(case_list, repeats=repeats, warmup=args.warmup or 3)
+    print(bench_gpu.format_text(result))
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump(result, f, indent=2)
+    return 0
+
+
 def _bench(args):
     import convkernels
 
@@ -77,6 +96,8 @@ def _bench(args):
         wanted = " ".join(args.filter or ())
         print(f"convkernels bench: no row matches --filter {wanted}", file=sys.stderr)
         return 2
+    if args.device == "cuda":
+        return _bench_gpu(args, [c for c in case_list if c.kind != "gemm"])
     settings = bench.Settings.quick() if args.quick else bench.Settings()
     settings.threads = args.threads
     settings.torch = not args.no_torch
@@ -188,6 +209,10 @@ def main(argv=None):
     bench.add_argument("--repeats", type=int, help="timed rounds (default 9, --quick 3)")
     bench.add_argument("--warmup", type=int, help="warm-up calls (default 2, --quick 1)")
     bench.add_argument("--isa", help="run convkernels' kernels for this ISA level")
+    bench.add_argument(
+        "--device", default="cpu", choices=("cpu", "cuda"),
+        help="cuda: the GPU suite, CUDA kernels against cuDNN (see convkernels.bench_gpu)",
+    )  # fmt: skip
     bench.add_argument("--no-torch", action="store_true", help="leave PyTorch out")
     bench.add_argument("--no-reference", action="store_true", help="leave the NumPy column out")
     bench.add_argument(

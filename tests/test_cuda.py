@@ -268,6 +268,24 @@ def test_device_path_rules(dev):
         ck.relu(dev(x[..., :4]), out=dev(np.zeros((2, 3, 8, 8), np.float32))[..., ::2])
 
 
+def test_contiguous_device_arrays_reach_the_kernels_without_a_copy(
+    dev, emulated_module, monkeypatch
+):
+    seen = []
+    real = emulated_module.conv2d
+
+    def spy(*args):
+        seen.extend(a.__array_interface__["data"][0] for a in args[:2])
+        return real(*args)
+
+    monkeypatch.setattr(emulated_module, "conv2d", spy)
+    x, w = dev(np.ones((1, 2, 5, 5), np.float32)), dev(np.ones((3, 2, 3, 3), np.float32))
+    y = ck.conv2d(x, w)
+    assert seen == [x.data.ptr, w.data.ptr]  # the kernels read the caller's memory
+    out = dev(np.zeros(y.shape, np.float32))
+    assert ck.conv2d(x, w, out=out).data.ptr == out.data.ptr
+
+
 BAD_CALLS = [
     ("conv2d", lambda a: ck.conv2d(a(np.ones((1, 3, 5, 5))), a(np.ones((2, 2, 3, 3))))),
     ("conv2d", lambda a: ck.conv2d(a(np.ones((1, 3, 5, 5))), a(np.ones((2, 3, 3, 3), "f4")))),
@@ -465,3 +483,52 @@ def test_conv2d_on_the_gpu_matches_cudnn():
 def test_a_machine_with_a_driver_reports_cuda_consistently():
     info = ck.cuda_info()
     assert info["available"] == bool(info["devices"]) or not info["compiled"]
+
+
+# ---------------------------------------------------------------------------------------------
+# the GPU benchmark suite
+
+
+def test_gpu_peaks_from_device_attributes():
+    from convkernels import bench_gpu
+
+    # An H100 SXM: 132 SMs x 128 lanes x 2 x 1.98 GHz; HBM3 2.6 GHz x 5120 bits x 2.
+    h100 = dict(ClockRate=1_980_000, MultiProcessorCount=132, MemoryClockRate=2_619_000,
+                GlobalMemoryBusWidth=5120)  # fmt: skip
+    tflops, gbs = bench_gpu.peaks(h100, 9, 0)
+    assert tflops == pytest.approx(66.9, rel=0.01)
+    assert gbs == pytest.approx(3352, rel=0.01)
+    assert bench_gpu.fp32_lanes(7, 5) == 64 and bench_gpu.fp32_lanes(8, 6) == 128
+
+
+def test_gpu_table_format():
+    from convkernels import bench_gpu
+
+    device = dict(name="Test GPU", sm="90", peak_tflops=60.0, peak_gbs=3000.0, l2_bytes=1 << 25)
+    rows = [dict(label="LeNet C1 b64", direction="fwd", convkernels_ms=0.05, cudnn_ms=0.04,
+                 speedup=0.8, metric="TFLOP/s", rate=1.5, pct_peak=2.5),
+            dict(label="LCN(9) b16", direction="bwd", convkernels_ms=1.0, cudnn_ms=None,
+                 speedup=None, metric="GB/s", rate=500.0, pct_peak=16.7)]  # fmt: skip
+    text = bench_gpu.format_text({"device": device, "rows": rows})
+    assert "Test GPU (sm_90)" in text and "0.80×" in text and "—" in text
+
+
+def test_gpu_bench_without_a_gpu_says_why(capsys):
+    if ck.cuda_available():
+        pytest.skip("a GPU is usable here")
+    from convkernels import cli
+
+    assert cli.main(["bench", "--device", "cuda", "--quick"]) == 2
+    assert "CUDA is not usable here" in capsys.readouterr().err
+
+
+@pytest.mark.gpu
+@needs_gpu
+@pytest.mark.skipif(
+    torch is None or not torch.cuda.is_available(), reason="needs a CUDA build of PyTorch"
+)
+def test_gpu_suite_runs_and_validates():
+    from convkernels import bench, bench_gpu
+
+    result = bench_gpu.run(bench.cases(quick=True, kinds=("conv", "elementwise")), repeats=3)
+    assert result["rows"] and all(r["convkernels_ms"] > 0 for r in result["rows"])
