@@ -286,6 +286,19 @@ def test_contiguous_device_arrays_reach_the_kernels_without_a_copy(
     assert ck.conv2d(x, w, out=out).data.ptr == out.data.ptr
 
 
+def test_readme_cuda_example_runs(dev, monkeypatch):
+    import pathlib
+    import re
+
+    readme = (pathlib.Path(__file__).resolve().parents[1] / "README.md").read_text()
+    example = re.search(r"## CUDA\n.*?```python\n(.*?)```", readme, re.S).group(1)
+    monkeypatch.setitem(sys.modules, "cupy", fake_cupy)
+    namespace = {}
+    exec(compile(example, "README.md CUDA example", "exec"), namespace)
+    assert isinstance(namespace["y"], fake_cupy.FakeDeviceArray)
+    assert namespace["dx"].shape == namespace["x"].shape
+
+
 BAD_CALLS = [
     ("conv2d", lambda a: ck.conv2d(a(np.ones((1, 3, 5, 5))), a(np.ones((2, 2, 3, 3))))),
     ("conv2d", lambda a: ck.conv2d(a(np.ones((1, 3, 5, 5))), a(np.ones((2, 3, 3, 3), "f4")))),
