@@ -2,12 +2,12 @@
 
 ``convkernels bench --device cuda`` runs it. Every row is the CPU suite's (convkernels.bench
 cases(): LeNet-5, CIFAR and AlexNet convolutions in three directions; pooling, ReLU, LRN, LCN
-forward and backward), on CuPy arrays. Each convkernels result is first compared with cuDNN (or,
-for LCN, which PyTorch lacks, with the CPU kernels). Timing uses CUDA events on the current
-stream around one call, after the L2 cache is flushed by writing a buffer twice its size, so
-every call starts cold as in a network; the table reports medians, TFLOP/s or GB/s, and the
-fraction of this GPU's peak: FP32 lanes x 2 x SM count x clock, and 2 x memory clock x bus
-width, from the device attributes.
+forward and backward), on CuPy arrays; cuDNN runs in FP32 (TF32 off). Each convkernels result
+is first compared with cuDNN (or, for LCN, which PyTorch lacks, with the CPU kernels). Timing
+uses CUDA events on the current stream around one call, after the L2 cache is flushed by writing
+a buffer twice its size, so every call starts cold as in a network; the table reports medians,
+TFLOP/s or GB/s, and the fraction of this GPU's peak: FP32 lanes x 2 x SM count x clock, and
+2 x memory clock x bus width, from the device attributes.
 
 This suite has not been run by its authors yet (no GPU on the development machines): its
 numbers belong in bench/RESULTS.md once someone runs it on a GPU.
@@ -150,6 +150,9 @@ def run(case_list=None, repeats=20, warmup=3, progress=None):
     if not torch.cuda.is_available():
         raise RuntimeError("the GPU suite compares with cuDNN: it needs a CUDA build of PyTorch")
     torch.backends.cudnn.benchmark = True
+    # FP32 against FP32: PyTorch lets cuDNN round convolutions to TF32 on tensor cores by
+    # default, which is a different (less exact) computation than ours.
+    torch.backends.cudnn.allow_tf32 = False
     device = _device_description(cupy)
     flush = cupy.empty(max(2 * device["l2_bytes"], 1 << 20) // 4, dtype=np.float32)
     case_list = cases(kinds=("conv", "pool", "elementwise")) if case_list is None else case_list
