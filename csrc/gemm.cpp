@@ -16,7 +16,8 @@
 // NaN in C does not leak), later blocks accumulate.
 //
 // Threads: a GEMM called inside a parallel region (the convolutions call one per sample block)
-// runs on its caller's thread; one called with threads > 1 splits the ic blocks over them.
+// runs on its caller's thread; one called with threads > 1 runs one parallel region in which the
+// threads pack each B block together and then each multiplies its own range of rows.
 #include <algorithm>
 #include <cstring>
 
@@ -192,26 +193,36 @@ void gemm(Trans trans_a, Trans trans_b, int64_t M, int64_t N, int64_t K, T alpha
   T* packed_b = align64(workspace);
   T* packed_a_base = align64(packed_b + packed_b_size<T>(N, K));
   const int64_t a_size = packed_a_size<T>(M, K) + 64 / sizeof(T);
-  const int64_t m_blocks = (M + Sizes::kMc - 1) / Sizes::kMc;
-  const int team = static_cast<int>(std::min<int64_t>(threads, m_blocks));
+  // Each thread owns a contiguous range of rows, cut into blocks of at most kMc (a multiple of
+  // MR), so the work splits evenly to within one MR panel.
+  const int team = static_cast<int>(std::min<int64_t>(threads, (M + kMr - 1) / kMr));
+  const int64_t rows_per_thread = round_up((M + team - 1) / team, kMr);
 
-  for (int64_t j0 = 0; j0 < N; j0 += Sizes::kNc) {
-    const int64_t nc = std::min(Sizes::kNc, N - j0);
-    for (int64_t k0 = 0; k0 < K; k0 += Sizes::kKc) {
-      const int64_t kc = std::min(Sizes::kKc, K - k0);
-      const bool accumulate = k0 > 0 || beta != T(0);
-      pack_b(B, ldb, trans_b, k0, kc, j0, nc, packed_b);
-      auto run_block = [&](int64_t block, int slot) {
-        const int64_t i0 = block * Sizes::kMc;
-        T* packed_a = align64(packed_a_base + slot * a_size);
-        block_multiply(trans_a, A, lda, alpha, i0, std::min(Sizes::kMc, M - i0), k0, kc, j0, nc,
-                       packed_b, packed_a, C, ldc, accumulate);
-      };
-      if (team > 1) {
-#pragma omp parallel for num_threads(team) schedule(static)
-        for (int64_t block = 0; block < m_blocks; ++block) run_block(block, thread_id());
-      } else {
-        for (int64_t block = 0; block < m_blocks; ++block) run_block(block, 0);
+  // One parallel region for the whole product: the team packs each B block together, waits for
+  // it, multiplies its rows, and waits again before the block is overwritten.
+#pragma omp parallel num_threads(team) if (team > 1)
+  {
+    const int slot = team > 1 ? thread_id() : 0;
+    T* packed_a = align64(packed_a_base + slot * a_size);
+    const int64_t first = std::min(M, slot * rows_per_thread);
+    const int64_t last = std::min(M, first + rows_per_thread);
+    for (int64_t j0 = 0; j0 < N; j0 += Sizes::kNc) {
+      const int64_t nc = std::min(Sizes::kNc, N - j0);
+      const int64_t panels = (nc + Sizes::kNr - 1) / Sizes::kNr;
+      for (int64_t k0 = 0; k0 < K; k0 += Sizes::kKc) {
+        const int64_t kc = std::min(Sizes::kKc, K - k0);
+        const bool accumulate = k0 > 0 || beta != T(0);
+#pragma omp for schedule(static)
+        for (int64_t panel = 0; panel < panels; ++panel) {
+          const int64_t q = panel * Sizes::kNr;
+          pack_b(B, ldb, trans_b, k0, kc, j0 + q, std::min<int64_t>(Sizes::kNr, nc - q),
+                 packed_b + panel * kc * Sizes::kNr);
+        }  // implicit barrier: the whole B block is packed
+        for (int64_t i0 = first; i0 < last; i0 += Sizes::kMc) {
+          block_multiply(trans_a, A, lda, alpha, i0, std::min(Sizes::kMc, last - i0), k0, kc, j0,
+                         nc, packed_b, packed_a, C, ldc, accumulate);
+        }
+#pragma omp barrier
       }
     }
   }
