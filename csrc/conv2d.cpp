@@ -247,13 +247,18 @@ void conv2d_backward_weight(const Conv2dParams& p, const T* x, const T* dy, T* d
   const int slots = scratch_slots(d, threads);
   const ThreadScratch<T> scratch(
       slots, d.CRS * cols, d.nb == 1 ? 0 : d.Kg * cols,
-      gemm_workspace_size<T>(d.Kg, d.CRS, cols, gemm_threads(d, threads)));
+      gemm_workspace_size<T>(std::max(d.Kg, d.CRS), std::max(d.Kg, d.CRS), cols,
+                             gemm_threads(d, threads)));
   Scratch<T> partial(slots * dw_size);  // one dw per slot, summed at the end
   for (int64_t i = 0; i < slots * dw_size; ++i) partial.get()[i] = T(0);
   // With few output positions per sample (LeNet C5 has PQ = 1), im2col's rows are short and the
   // GEMM's transposing pack of col is slow: write col^T instead (2.3x faster on C5). On larger
   // outputs the row-wise im2col is faster.
   const bool transposed_col = d.PQ <= 32;
+  // Otherwise, with enough filters to fill the GEMM's tiles, compute dw^T = col dy'^T: the
+  // GEMM's transposing pack then reads Kg rows of dy' (a few KiB at a time) rather than the CRS
+  // rows of col (CIFAR c3 1.2x faster single-threaded). The slots then hold dw^T.
+  const bool swapped = !transposed_col && d.Kg >= 48;
   for_each_block(d, threads, [&](int64_t block, int slot, int gemm_team) {
     const int64_t n0 = block * d.nb, nb = std::min(d.nb, p.N - n0), ld = nb * d.PQ;
     T* col = scratch.col(slot);
@@ -272,11 +277,27 @@ void conv2d_backward_weight(const Conv2dParams& p, const T* x, const T* dy, T* d
         continue;
       }
       for (int64_t s = 0; s < nb; ++s) im2col(p, x_g + s * p.C * d.HW, col + s * d.PQ, ld);
-      gemm<T>(Trans::No, Trans::Yes, d.Kg, d.CRS, ld, T(1), dy_panel, ld, col, ld, T(1), dw_g,
-              d.CRS, scratch.gemm(slot), gemm_team);
+      if (swapped) {
+        gemm<T>(Trans::No, Trans::Yes, d.CRS, d.Kg, ld, T(1), col, ld, dy_panel, ld, T(1), dw_g,
+                d.Kg, scratch.gemm(slot), gemm_team);  // dw_g^T (CRS, Kg)
+      } else {
+        gemm<T>(Trans::No, Trans::Yes, d.Kg, d.CRS, ld, T(1), dy_panel, ld, col, ld, T(1), dw_g,
+                d.CRS, scratch.gemm(slot), gemm_team);
+      }
     }
   });
-  sum_slices(partial.get(), slots, dw_size, dw);
+  if (!swapped) {
+    sum_slices(partial.get(), slots, dw_size, dw);
+    return;
+  }
+  sum_slices(partial.get(), slots, dw_size, partial.get());  // slot 0: the sum, as dw^T
+  for (int64_t g = 0; g < p.groups; ++g) {
+    const T* sum_g = partial.get() + g * d.Kg * d.CRS;
+    T* dw_g = dw + g * d.Kg * d.CRS;
+    for (int64_t k = 0; k < d.Kg; ++k) {
+      for (int64_t i = 0; i < d.CRS; ++i) dw_g[k * d.CRS + i] = sum_g[i * d.Kg + k];
+    }
+  }
 }
 
 template <typename T>

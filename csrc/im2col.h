@@ -45,10 +45,46 @@ void for_each_col_row(const Conv2dParams& p, Fn row) {
   }
 }
 
+// im2col for unit stride and dilation along w: each channel is first copied into a zero-padded
+// plane (a few KiB, in L1), so every (row, oh) piece of col is one unclipped run of Q values.
+// On small images (CIFAR c3: 8 x 8) the clipping logic of the general path costs more than the
+// copying itself.
+template <typename T>
+void im2col_unit_w(const Conv2dParams& p, const T* x_g, T* col, int64_t ld) {
+  const int64_t Hp = p.H + 2 * p.pad.h, Wp = p.W + 2 * p.pad.w;
+  Scratch<T> plane(Hp * Wp);
+  T* padded = plane.get();
+  for (int64_t i = 0; i < Hp * Wp; ++i) padded[i] = T(0);
+  for (int64_t c = 0; c < p.C / p.groups; ++c) {
+    for (int64_t h = 0; h < p.H; ++h) {
+      const T* src = x_g + (c * p.H + h) * p.W;
+      T* dst = padded + (h + p.pad.h) * Wp + p.pad.w;
+      for (int64_t w = 0; w < p.W; ++w) dst[w] = src[w];
+    }
+    for (int64_t r = 0; r < p.R; ++r) {
+      for (int64_t s = 0; s < p.S; ++s) {
+        T* dst = col + ((c * p.R + r) * p.S + s) * ld;
+        for (int64_t oh = 0; oh < p.P; ++oh) {
+          const T* src = padded + (oh * p.stride.h + r * p.dilation.h) * Wp + s;
+          T* out = dst + oh * p.Q;
+          // Runs of 8 (fixed-size copies compile to vector moves; a loop of Q would become a
+          // call to memmove, which costs more than the copy at these lengths).
+          int64_t ow = 0;
+          for (; ow + 8 <= p.Q; ow += 8) {
+            for (int i = 0; i < 8; ++i) out[ow + i] = src[ow + i];
+          }
+          for (; ow < p.Q; ++ow) out[ow] = src[ow];
+        }
+      }
+    }
+  }
+}
+
 // One sample's columns of col (CRS rows, leading dimension ld) from its group of input channels
 // x_g (Cg, H, W); padding reads as zero.
 template <typename T>
 void im2col(const Conv2dParams& p, const T* x_g, T* col, int64_t ld) {
+  if (p.stride.w == 1 && p.dilation.w == 1) return im2col_unit_w(p, x_g, col, ld);
   const int64_t sw = p.stride.w;
   auto copy_row = [&](int64_t col_row, int64_t oh, int64_t c, int64_t ih, int64_t w_off, int64_t lo,
                       int64_t hi) {
