@@ -114,13 +114,25 @@ bool backward_weight_is_direct(const Conv2dParams& p) {
   return direct_unless_forced((p.K / p.groups) * (p.C / p.groups) * p.R * p.S <= 30000);
 }
 
+// The share of the direct forward's arithmetic that lands in y: it computes every column of the
+// padded width Wp (keeping Q), whole tiles of 64 positions and whole panels of 6 filters.
+double direct_forward_yield(const Conv2dParams& t) {
+  const int64_t Wp = t.W + 2 * t.pad.w, positions = t.P * Wp, Kg = t.K / t.groups;
+  return static_cast<double>(t.Q) / Wp * positions / ((positions + 63) / 64 * 64) * Kg /
+         ((Kg + 5) / 6 * 6);
+}
+
 // Forward as shifted products over the padded input (conv2d_direct.cpp): stride 1 only. It
 // wins where the GEMM has few rows (Kg) to spend its im2col on, and loses where a filter's
-// output is tiny (LeNet C5: PQ = 1) or the bank is large (AlexNet conv3/conv4): measured on the
-// benchmark layers, LeNet C1/C3 and CIFAR c2 forward run 1.3-1.8x faster this way.
+// output is tiny (LeNet C5: PQ = 1), the bank is large (AlexNet conv3/conv4), or much of its
+// arithmetic is wasted on padding columns and partial tiles while the GEMM has enough filters
+// to amortise im2col (CIFAR c3: yield 0.5, Kg = 64, 1.2x faster as a GEMM). Measured on the
+// benchmark layers: LeNet C1/C3, CIFAR c1/c2 forward run 1.3-2x faster this way.
 bool forward_is_direct(const Conv2dParams& p) {
   if (p.stride.h != 1 || p.stride.w != 1) return false;
-  return direct_unless_forced(p.K / p.groups <= 128 && p.P * p.Q >= 64);
+  const int64_t Kg = p.K / p.groups;
+  const bool worth_it = Kg < 32 || direct_forward_yield(p) >= 0.6;
+  return direct_unless_forced(Kg <= 128 && p.P * p.Q >= 64 && worth_it);
 }
 
 // Backward-input with stride 1 is the forward convolution of dy with the filters flipped in both
@@ -129,14 +141,6 @@ bool forward_is_direct(const Conv2dParams& p) {
 bool backward_input_as_forward_is_possible(const Conv2dParams& p) {
   return p.stride.h == 1 && p.stride.w == 1 && p.pad.h <= p.dilation.h * (p.R - 1) &&
          p.pad.w <= p.dilation.w * (p.S - 1);
-}
-
-// The share of the direct forward's arithmetic that lands in y: it computes every column of the
-// padded width Wp (keeping Q), whole tiles of 64 positions and whole panels of 6 filters.
-double direct_forward_yield(const Conv2dParams& t) {
-  const int64_t Wp = t.W + 2 * t.pad.w, positions = t.P * Wp, Kg = t.K / t.groups;
-  return static_cast<double>(t.Q) / Wp * positions / ((positions + 63) / 64 * 64) * Kg /
-         ((Kg + 5) / 6 * 6);
 }
 
 Conv2dParams transposed_params(const Conv2dParams& p) {

@@ -218,17 +218,21 @@ void conv2d_forward_direct(const Conv2dParams& p, const T* x, const T* w, const 
     for (int64_t tile = 0; tile < tiles; ++tile) {
       const int64_t j0 = tile * kTileWidth;
       shifted_tile(xp_g + j0, plane, Cg, shifts.get(), RS, w_panel, &out[0][0]);
-      // Keep positions j = oh * Wp + ow with ow < Q.
+      // Keep positions j = oh * Wp + ow with ow < Q: one contiguous run per padded row in the
+      // tile (with few channels, an element-by-element test here cost as much as the FMAs).
       const int64_t width = std::min<int64_t>(kTileWidth, positions - j0);
-      for (int64_t k = 0; k < filters; ++k) {
-        const int64_t filter = g * Kg + k0 + k;
-        const T bias = b != nullptr ? b[filter] : T(0);
-        T* y_k = y + (n * p.K + filter) * p.P * p.Q;
-        int64_t oh = j0 / Wp, ow = j0 % Wp;
-        for (int64_t j = 0; j < width; ++j) {
-          if (ow < p.Q) y_k[oh * p.Q + ow] = out[k][j] + bias;
-          if (++ow == Wp) ow = 0, ++oh;
+      for (int64_t j = 0; j < width;) {
+        const int64_t oh = (j0 + j) / Wp, ow = (j0 + j) % Wp;
+        const int64_t run = std::min(width - j, Wp - ow);
+        const int64_t keep = std::max<int64_t>(0, std::min(run, p.Q - ow));
+        for (int64_t k = 0; k < filters; ++k) {
+          const int64_t filter = g * Kg + k0 + k;
+          const T bias = b != nullptr ? b[filter] : T(0);
+          T* dst = y + ((n * p.K + filter) * p.P + oh) * p.Q + ow;
+          const T* src = &out[k][j];
+          for (int64_t i = 0; i < keep; ++i) dst[i] = src[i] + bias;
         }
+        j += run;
       }
     }
   }
