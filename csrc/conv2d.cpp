@@ -114,24 +114,17 @@ bool backward_weight_is_direct(const Conv2dParams& p) {
   return direct_unless_forced((p.K / p.groups) * (p.C / p.groups) * p.R * p.S <= 30000);
 }
 
-// The share of the direct forward's arithmetic that lands in y: it computes every column of the
-// padded width Wp (keeping Q), whole tiles of 64 positions and whole panels of 6 filters.
-double direct_forward_yield(const Conv2dParams& t) {
-  const int64_t Wp = t.W + 2 * t.pad.w, positions = t.P * Wp, Kg = t.K / t.groups;
-  return static_cast<double>(t.Q) / Wp * positions / ((positions + 63) / 64 * 64) * Kg /
-         ((Kg + 5) / 6 * 6);
-}
-
 // Forward as shifted products over the padded input (conv2d_direct.cpp): stride 1 only. It
 // wins where the GEMM has few rows (Kg) to spend its im2col on, and loses where a filter's
 // output is tiny (LeNet C5: PQ = 1), the bank is large (AlexNet conv3/conv4), or much of its
 // arithmetic is wasted on padding columns and partial tiles while the GEMM has enough filters
 // to amortise im2col (CIFAR c3: yield 0.5, Kg = 64, 1.2x faster as a GEMM). Measured on the
 // benchmark layers: LeNet C1/C3, CIFAR c1/c2 forward run 1.3-2x faster this way.
+template <typename T>
 bool forward_is_direct(const Conv2dParams& p) {
   if (p.stride.h != 1 || p.stride.w != 1) return false;
   const int64_t Kg = p.K / p.groups;
-  const bool worth_it = Kg < 32 || direct_forward_yield(p) >= 0.6;
+  const bool worth_it = Kg < 32 || conv2d_forward_direct_yield<T>(p) >= 0.6;
   return direct_unless_forced(Kg <= 128 && p.P * p.Q >= 64 && worth_it);
 }
 
@@ -155,7 +148,7 @@ Conv2dParams transposed_params(const Conv2dParams& p) {
 
 template <typename T>
 void conv2d_forward(const Conv2dParams& p, const T* x, const T* w, const T* b, T* y) {
-  if (forward_is_direct(p)) {
+  if (forward_is_direct<T>(p)) {
     conv2d_forward_direct(p, x, w, b, y);
     return;
   }
@@ -195,10 +188,10 @@ template <typename T>
 void conv2d_backward_input(const Conv2dParams& p, const T* dy, const T* w, T* dx) {
   // As a direct forward convolution where it wastes little and the GEMM's rows would be few
   // (LeNet C3 1.3x, CIFAR c2 1.5x faster; CIFAR c3 and AlexNet conv2 are faster as below).
-  const bool as_forward = backward_input_as_forward_is_possible(p) &&
-                          forward_is_direct(transposed_params(p)) &&
-                          direct_unless_forced(p.C / p.groups <= 32 &&
-                                               direct_forward_yield(transposed_params(p)) >= 0.6);
+  const bool as_forward =
+      backward_input_as_forward_is_possible(p) && forward_is_direct<T>(transposed_params(p)) &&
+      direct_unless_forced(p.C / p.groups <= 32 &&
+                           conv2d_forward_direct_yield<T>(transposed_params(p)) >= 0.6);
   if (as_forward) {
     const int64_t Cg = p.C / p.groups, Kg = p.K / p.groups, RS = p.R * p.S;
     // w_t[g Cg + c, k, r, s] = w[g Kg + k, c, R - 1 - r, S - 1 - s]

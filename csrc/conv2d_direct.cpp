@@ -145,21 +145,43 @@ template void conv2d_backward_weight_direct<double>(const Conv2dParams&, const d
 // other Wp - Q columns are computed and dropped: cheap when the padding is narrow.
 namespace {
 
-constexpr int kFilters = 6;  // filters per register tile
+// Register tiles (filters x vectors of positions), all of 24 accumulators on AVX-512 (12 on
+// AVX2 and SSE2); conv2d_forward_direct picks the one that wastes least on the layer's filter
+// count and row length (LeNet C3: 16 filters and 140 positions fit 8 x 48 better than 6 x 64).
+struct DirectTile {
+  int filters, vectors;
+};
+#if defined(__AVX512F__)
+constexpr DirectTile kTiles[] = {{6, 4}, {8, 3}};
+#else
+constexpr DirectTile kTiles[] = {{6, 2}, {4, 3}};
+#endif
 
 template <typename T>
-constexpr int tile_vectors() {
-  return kVectorBytes == 64 ? 4 : 2;
+double tile_yield(const Conv2dParams& t, DirectTile tile) {
+  const int64_t Wp = t.W + 2 * t.pad.w, positions = t.P * Wp, Kg = t.K / t.groups;
+  const int64_t width = tile.vectors * Simd<T>::kLanes;
+  return static_cast<double>(t.Q) / Wp * positions / ((positions + width - 1) / width * width) *
+         Kg / ((Kg + tile.filters - 1) / tile.filters * tile.filters);
 }
 
-// acc (kFilters, kTileWidth) = sum over taps and channels, for one tile of output positions.
 template <typename T>
+int best_tile(const Conv2dParams& p) {
+  int best = 0;
+  for (int i = 1; i < static_cast<int>(sizeof(kTiles) / sizeof(kTiles[0])); ++i) {
+    if (tile_yield<T>(p, kTiles[i]) > tile_yield<T>(p, kTiles[best])) best = i;
+  }
+  return best;
+}
+
+// acc (F, NV vectors) = sum over taps and channels, for one tile of output positions.
+template <typename T, int F, int NV>
 void shifted_tile(const T* xp_j, int64_t plane, int64_t channels, const int64_t* shifts,
                   int64_t taps, const T* w_panel, T* out) {
   using V = typename Simd<T>::Vec;
   using U = typename Simd<T>::UnalignedVec;
-  constexpr int L = Simd<T>::kLanes, NV = tile_vectors<T>();
-  V acc[kFilters][NV] = {};
+  constexpr int L = Simd<T>::kLanes;
+  V acc[F][NV] = {};
   const V negative_zero = V{} * T(-1);
   for (int64_t t = 0; t < taps; ++t) {
     const T* x_t = xp_j + shifts[t];
@@ -169,44 +191,42 @@ void shifted_tile(const T* xp_j, int64_t plane, int64_t channels, const int64_t*
 #pragma GCC unroll 8
       for (int v = 0; v < NV; ++v) xv[v] = *reinterpret_cast<const U*>(x_c + v * L);
 #pragma GCC unroll 8
-      for (int k = 0; k < kFilters; ++k) {
+      for (int k = 0; k < F; ++k) {
         const V wk = negative_zero + w_panel[k];
 #pragma GCC unroll 8
         for (int v = 0; v < NV; ++v) acc[k][v] += wk * xv[v];
       }
-      w_panel += kFilters;
+      w_panel += F;
     }
   }
   std::memcpy(out, acc, sizeof(acc));
 }
 
-}  // namespace
-
-template <typename T>
-void conv2d_forward_direct(const Conv2dParams& p, const T* x, const T* w, const T* b, T* y) {
-  constexpr int kTileWidth = tile_vectors<T>() * Simd<T>::kLanes;
+template <typename T, int F, int NV>
+void forward_direct_with(const Conv2dParams& p, const T* x, const T* w, const T* b, T* y) {
+  constexpr int kTileWidth = NV * Simd<T>::kLanes;
   const int64_t Cg = p.C / p.groups, Kg = p.K / p.groups, RS = p.R * p.S;
   const int64_t Hp = p.H + 2 * p.pad.h, Wp = p.W + 2 * p.pad.w, plane = Hp * Wp;
   const int64_t positions = p.P * Wp, tiles = (positions + kTileWidth - 1) / kTileWidth;
-  const int64_t panels = (Kg + kFilters - 1) / kFilters;
+  const int64_t panels = (Kg + F - 1) / F;
   // Reads run past the last plane by at most a tile and the widest tap shift.
   const int64_t sample_size = p.C * plane + kTileWidth + (p.S - 1) * p.dilation.w + Wp;
   Scratch<T> xp(p.N * sample_size);
-  Scratch<T> wp(p.groups * panels * RS * Cg * kFilters);
+  Scratch<T> wp(p.groups * panels * RS * Cg * F);
   Scratch<int64_t> shifts(RS);
   for (int64_t r = 0; r < p.R; ++r) {
     for (int64_t s = 0; s < p.S; ++s) {
       shifts.get()[r * p.S + s] = r * p.dilation.h * Wp + s * p.dilation.w;
     }
   }
-  // wp[g][panel][tap][c][k] = w[g Kg + panel * kFilters + k, c, tap], zero past Kg.
+  // wp[g][panel][tap][c][k] = w[g Kg + panel * F + k, c, tap], zero past Kg.
   for (int64_t g = 0; g < p.groups; ++g) {
     for (int64_t panel = 0; panel < panels; ++panel) {
-      T* dst = wp.get() + (g * panels + panel) * RS * Cg * kFilters;
+      T* dst = wp.get() + (g * panels + panel) * RS * Cg * F;
       for (int64_t t = 0; t < RS; ++t) {
         for (int64_t c = 0; c < Cg; ++c) {
-          for (int64_t k = 0; k < kFilters; ++k) {
-            const int64_t filter = panel * kFilters + k;
+          for (int64_t k = 0; k < F; ++k) {
+            const int64_t filter = panel * F + k;
             *dst++ = filter < Kg ? w[((g * Kg + filter) * Cg + c) * RS + t] : T(0);
           }
         }
@@ -229,14 +249,14 @@ void conv2d_forward_direct(const Conv2dParams& p, const T* x, const T* w, const 
 #pragma omp parallel for schedule(static)
   for (int64_t task = 0; task < tasks; ++task) {
     const int64_t n = task / (p.groups * panels), g = (task / panels) % p.groups;
-    const int64_t panel = task % panels, k0 = panel * kFilters;
-    const int64_t filters = std::min<int64_t>(kFilters, Kg - k0);
+    const int64_t panel = task % panels, k0 = panel * F;
+    const int64_t filters = std::min<int64_t>(F, Kg - k0);
     const T* xp_g = xp.get() + n * sample_size + g * Cg * plane;
-    const T* w_panel = wp.get() + (g * panels + panel) * RS * Cg * kFilters;
-    alignas(64) T out[kFilters][kTileWidth];
+    const T* w_panel = wp.get() + (g * panels + panel) * RS * Cg * F;
+    alignas(64) T out[F][kTileWidth];
     for (int64_t tile = 0; tile < tiles; ++tile) {
       const int64_t j0 = tile * kTileWidth;
-      shifted_tile(xp_g + j0, plane, Cg, shifts.get(), RS, w_panel, &out[0][0]);
+      shifted_tile<T, F, NV>(xp_g + j0, plane, Cg, shifts.get(), RS, w_panel, &out[0][0]);
       // Keep positions j = oh * Wp + ow with ow < Q: one contiguous run per padded row in the
       // tile (with few channels, an element-by-element test here cost as much as the FMAs).
       const int64_t width = std::min<int64_t>(kTileWidth, positions - j0);
@@ -257,6 +277,22 @@ void conv2d_forward_direct(const Conv2dParams& p, const T* x, const T* w, const 
   }
 }
 
+}  // namespace
+
+template <typename T>
+double conv2d_forward_direct_yield(const Conv2dParams& p) {
+  return tile_yield<T>(p, kTiles[best_tile<T>(p)]);
+}
+
+template <typename T>
+void conv2d_forward_direct(const Conv2dParams& p, const T* x, const T* w, const T* b, T* y) {
+  constexpr DirectTile a = kTiles[0], c = kTiles[1];
+  if (best_tile<T>(p) == 0) return forward_direct_with<T, a.filters, a.vectors>(p, x, w, b, y);
+  forward_direct_with<T, c.filters, c.vectors>(p, x, w, b, y);
+}
+
+template double conv2d_forward_direct_yield<float>(const Conv2dParams&);
+template double conv2d_forward_direct_yield<double>(const Conv2dParams&);
 template void conv2d_forward_direct<float>(const Conv2dParams&, const float*, const float*,
                                            const float*, float*);
 template void conv2d_forward_direct<double>(const Conv2dParams&, const double*, const double*,

@@ -29,6 +29,10 @@ void conv2d_forward(const Conv2dParams& p, const T* x, const T* w, const T* b, T
 // The same for stride 1, computed directly (conv2d_direct.cpp); conv2d_forward picks it per shape.
 template <typename T>
 void conv2d_forward_direct(const Conv2dParams& p, const T* x, const T* w, const T* b, T* y);
+// The share of conv2d_forward_direct's arithmetic that lands in y (it also computes the padding
+// columns and whole register tiles of filters and positions), for the choice of algorithm.
+template <typename T>
+double conv2d_forward_direct_yield(const Conv2dParams& p);
 // dy: (N, K, P, Q), w: (K, C/G, R, S), dx: (N, C, H, W)
 template <typename T>
 void conv2d_backward_input(const Conv2dParams& p, const T* dy, const T* w, T* dx);
