@@ -299,14 +299,28 @@ void conv2d_backward_weight(const Conv2dParams& p, const T* x, const T* dy, T* d
 
 template <typename T>
 void conv2d_backward_bias(const Conv2dParams& p, const T* dy, T* db) {
+  using V = typename Simd<T>::Vec;
+  using U = typename Simd<T>::UnalignedVec;
+  constexpr int L = Simd<T>::kLanes, kAccumulators = 4;
   const int64_t PQ = p.P * p.Q;
+  // Vector partial sums: a scalar float sum is one dependent add per element (the compiler may
+  // not reorder it), which made this 4 % of a LeNet-5 training step.
 #pragma omp parallel for schedule(static)
   for (int64_t k = 0; k < p.K; ++k) {
+    V acc[kAccumulators] = {};
     T sum = 0;
     for (int64_t n = 0; n < p.N; ++n) {
       const T* dy_k = dy + (n * p.K + k) * PQ;
-      for (int64_t i = 0; i < PQ; ++i) sum += dy_k[i];
+      int64_t i = 0;
+      for (; i + kAccumulators * L <= PQ; i += kAccumulators * L) {
+        for (int a = 0; a < kAccumulators; ++a) {
+          acc[a] += *reinterpret_cast<const U*>(dy_k + i + a * L);
+        }
+      }
+      for (; i < PQ; ++i) sum += dy_k[i];
     }
+    for (int a = 1; a < kAccumulators; ++a) acc[0] += acc[a];
+    for (int l = 0; l < L; ++l) sum += acc[0][l];
     db[k] = sum;
   }
 }
