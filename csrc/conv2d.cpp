@@ -252,10 +252,11 @@ void conv2d_backward_weight(const Conv2dParams& p, const T* x, const T* dy, T* d
   // GEMM's transposing pack of col is slow: write col^T instead (2.3x faster on C5). On larger
   // outputs the row-wise im2col is faster.
   const bool transposed_col = d.PQ <= 32;
-  // Otherwise, with enough filters to fill the GEMM's tiles, compute dw^T = col dy'^T: the
-  // GEMM's transposing pack then reads Kg rows of dy' (a few KiB at a time) rather than the CRS
-  // rows of col (CIFAR c3 1.2x faster single-threaded). The slots then hold dw^T.
-  const bool swapped = !transposed_col && d.Kg >= 48;
+  // Otherwise, with enough filters to fill the GEMM's tiles and many more col rows than filters,
+  // compute dw^T = col dy'^T: the GEMM's transposing pack then reads Kg rows of dy' (a few KiB
+  // at a time) rather than the CRS rows of col (CIFAR c3 1.2x faster single-threaded; AlexNet
+  // conv1, CRS = 363 for Kg = 96, is 1.2x slower that way). The slots then hold dw^T.
+  const bool swapped = !transposed_col && d.Kg >= 48 && d.CRS >= 4 * d.Kg;
   for_each_block(d, threads, [&](int64_t block, int slot, int gemm_team) {
     const int64_t n0 = block * d.nb, nb = std::min(d.nb, p.N - n0), ld = nb * d.PQ;
     T* col = scratch.col(slot);
