@@ -72,6 +72,21 @@ def test_max_pool2d_matches_reference(cfg, dtype, with_ties):
     snapshot.check()
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("kernel, stride, padding", [(3, 1, 1), (3, 2, 0), ((2, 3), 2, (1, 1))])
+def test_max_pool2d_long_rows(dtype, kernel, stride, padding):
+    """Rows of 24+ output columns take the vectorised stride-1/2 path: ties, NaN, every ISA."""
+    rng = np.random.default_rng(4)
+    x = np.floor(rng.standard_normal((2, 3, 7, 61)) * 2).astype(dtype)  # many ties
+    x[0, 1, 3, 17] = np.nan
+    x[1, 2, 5, 40:43] = np.nan
+    y_ref, idx_ref = ref.max_pool2d(x, kernel, stride, padding)
+    assert y_ref.shape[3] >= 24
+    for isa, (y, idx) in each_isa(lambda: ck.max_pool2d(x, kernel, stride, padding)).items():
+        np.testing.assert_array_equal(y, y_ref, err_msg=isa)
+        np.testing.assert_array_equal(idx, idx_ref, err_msg=isa)
+
+
 def test_max_pool2d_nan_and_infinities():
     x = np.array([[[[1.0, np.nan, 3.0], [np.inf, -np.inf, np.nan], [-np.inf, -np.inf, 2.0]]]])
     for isa, (y, idx) in each_isa(lambda: ck.max_pool2d(x, 2, 1)).items():
