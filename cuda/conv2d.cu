@@ -90,6 +90,20 @@ __global__ void __launch_bounds__(kThreads) gemm_tile_kernel(Problem problem) {
   }
 }
 
+// Entry (crs, npq) of group g's implicit im2col: x[n, g Cg + c, oh sh - ph + r dh,
+// ow sw - pw + s dw] for crs = (c, r, s) and npq = (n, oh, ow), or 0 on the padding. Forward
+// reads it as B, backward-weight as B transposed.
+template <typename T>
+__device__ __forceinline__ T im2col_entry(const Conv2dParams& p, const T* x, int64_t g, int64_t crs,
+                                          int64_t npq) {
+  const int64_t c = crs / (p.R * p.S), r = crs / p.S % p.R, s = crs % p.S;
+  const int64_t n = npq / (p.P * p.Q), oh = npq / p.Q % p.P, ow = npq % p.Q;
+  const int64_t h = oh * p.stride.h - p.pad.h + r * p.dilation.h;
+  const int64_t w = ow * p.stride.w - p.pad.w + s * p.dilation.w;
+  if (h < 0 || h >= p.H || w < 0 || w >= p.W) return T(0);
+  return x[((n * p.C + g * (p.C / p.groups) + c) * p.H + h) * p.W + w];
+}
+
 // Forward: A = w (Kg x Cg RS per group), B = the implicit im2col of x, out = y (+ bias).
 template <typename T>
 struct ForwardProblem {
@@ -107,14 +121,7 @@ struct ForwardProblem {
   __device__ T a(int64_t g, int64_t m, int64_t k) const {
     return w[(g * kg() + m) * cg() * p.R * p.S + k];
   }
-  __device__ T b(int64_t g, int64_t k, int64_t n) const {
-    const int64_t c = k / (p.R * p.S), r = k / p.S % p.R, s = k % p.S;
-    const int64_t n_ = n / (p.P * p.Q), oh = n / p.Q % p.P, ow = n % p.Q;
-    const int64_t h = oh * p.stride.h - p.pad.h + r * p.dilation.h;
-    const int64_t w_ = ow * p.stride.w - p.pad.w + s * p.dilation.w;
-    if (h < 0 || h >= p.H || w_ < 0 || w_ >= p.W) return T(0);
-    return x[((n_ * p.C + g * cg() + c) * p.H + h) * p.W + w_];
-  }
+  __device__ T b(int64_t g, int64_t k, int64_t n) const { return im2col_entry(p, x, g, k, n); }
   __device__ void store(int64_t g, int64_t m, int64_t n, T v) const {
     const int64_t k = g * kg() + m, n_ = n / (p.P * p.Q), pq = n % (p.P * p.Q);
     y[(n_ * p.K + k) * p.P * p.Q + pq] = bias != nullptr ? v + bias[k] : v;
@@ -184,13 +191,7 @@ struct BackwardWeightProblem {
     return dy[(n_ * p.K + g * kg() + m) * p.P * p.Q + pq];
   }
   __device__ T b(int64_t z, int64_t k, int64_t n) const {
-    const int64_t g = z / slices;
-    const int64_t c = n / (p.R * p.S), r = n / p.S % p.R, s = n % p.S;
-    const int64_t n_ = k / (p.P * p.Q), oh = k / p.Q % p.P, ow = k % p.Q;
-    const int64_t h = oh * p.stride.h - p.pad.h + r * p.dilation.h;
-    const int64_t w_ = ow * p.stride.w - p.pad.w + s * p.dilation.w;
-    if (h < 0 || h >= p.H || w_ < 0 || w_ >= p.W) return T(0);
-    return x[((n_ * p.C + g * cg() + c) * p.H + h) * p.W + w_];
+    return im2col_entry(p, x, z / slices, n, k);
   }
   __device__ void store(int64_t z, int64_t m, int64_t n, T v) const {
     const int64_t g = z / slices, slice = z % slices;
