@@ -241,13 +241,6 @@ void conv2d_backward_weight(const Conv2dParams& p, const T* x, const T* dy, T* d
   const int threads = max_threads();
   const ConvDims d = conv_dims(p, threads);
   const int64_t cols = d.nb * d.PQ, dw_size = p.K * d.CRS;
-  const int slots = scratch_slots(d, threads);
-  const ThreadScratch<T> scratch(
-      slots, d.CRS * cols, d.nb == 1 ? 0 : d.Kg * cols,
-      gemm_workspace_size<T>(std::max(d.Kg, d.CRS), std::max(d.Kg, d.CRS), cols,
-                             gemm_threads(d, threads)));
-  Scratch<T> partial(slots * dw_size);  // one dw per slot, summed at the end
-  for (int64_t i = 0; i < slots * dw_size; ++i) partial.get()[i] = T(0);
   // With few output positions per sample (LeNet C5 has PQ = 1), im2col's rows are short and the
   // GEMM's transposing pack of col is slow: write col^T instead (2.3x faster on C5). On larger
   // outputs the row-wise im2col is faster.
@@ -257,6 +250,13 @@ void conv2d_backward_weight(const Conv2dParams& p, const T* x, const T* dy, T* d
   // at a time) rather than the CRS rows of col (CIFAR c3 1.2x faster single-threaded; AlexNet
   // conv1, CRS = 363 for Kg = 96, is 1.2x slower that way). The slots then hold dw^T.
   const bool swapped = !transposed_col && d.Kg >= 48 && d.CRS >= 4 * d.Kg;
+  const int slots = scratch_slots(d, threads);
+  const ThreadScratch<T> scratch(
+      slots, d.CRS * cols, d.nb == 1 ? 0 : d.Kg * cols,
+      swapped ? gemm_workspace_size<T>(d.CRS, d.Kg, cols, gemm_threads(d, threads))
+              : gemm_workspace_size<T>(d.Kg, d.CRS, cols, gemm_threads(d, threads)));
+  Scratch<T> partial(slots * dw_size);  // one dw per slot, summed at the end
+  for (int64_t i = 0; i < slots * dw_size; ++i) partial.get()[i] = T(0);
   for_each_block(d, threads, [&](int64_t block, int slot, int gemm_team) {
     const int64_t n0 = block * d.nb, nb = std::min(d.nb, p.N - n0), ld = nb * d.PQ;
     T* col = scratch.col(slot);
