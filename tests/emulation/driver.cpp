@@ -49,14 +49,17 @@ void compare(const char* what, const std::vector<T>& gpu, const std::vector<T>& 
   if (!ok) ++failures;
 }
 
+// Whether params.cpp accepted a case's shape (`check` is its message); a rejected one fails.
+bool valid_shape(const char* name, const std::string& check) {
+  if (check.empty()) return true;
+  std::printf("FAIL bad shape %s: %s\n", name, check.c_str());
+  ++failures;
+  return false;
+}
+
 template <typename T>
 void check_conv(const char* name, ck::Conv2dParams p) {
-  const std::string check = ck::conv2d_check(p, p.C / p.groups, ck::ConvArgNames{});
-  if (!check.empty()) {
-    std::printf("FAIL bad shape %s: %s\n", name, check.c_str());
-    ++failures;
-    return;
-  }
+  if (!valid_shape(name, ck::conv2d_check(p, p.C / p.groups, ck::ConvArgNames{}))) return;
   const auto& cpu = ck::active_kernels().table<T>();
   const auto& gpu = ck::cuda::kernel_table<T>();
   const size_t nx = p.N * p.C * p.H * p.W, nw = p.K * (p.C / p.groups) * p.R * p.S;
@@ -91,12 +94,7 @@ ck::Conv2dParams conv(int64_t N, int64_t C, int64_t H, int64_t W, int64_t K, int
 
 template <typename T>
 void check_pool(const char* name, ck::Pool2dParams p) {
-  const std::string check = ck::pool2d_check(p, name, "x");
-  if (!check.empty()) {
-    std::printf("FAIL bad shape %s: %s\n", name, check.c_str());
-    ++failures;
-    return;
-  }
+  if (!valid_shape(name, ck::pool2d_check(p, name, "x"))) return;
   const auto& cpu = ck::active_kernels().table<T>();
   const auto& gpu = ck::cuda::kernel_table<T>();
   const size_t nx = p.N * p.C * p.H * p.W, ny = p.N * p.C * p.P * p.Q;
