@@ -51,11 +51,13 @@ __all__ = [
     "relu_backward",
     "cuda_available",
     "cuda_info",
+    "get_conv_algorithm",
     "get_include",
     "get_isa",
     "get_library_dir",
     "get_num_threads",
     "info",
+    "set_conv_algorithm",
     "set_isa",
     "set_num_threads",
     "supported_isas",
@@ -97,6 +99,34 @@ def set_isa(name):
 def supported_isas():
     """ISA levels built into this package that this CPU can run, best first."""
     return list(_C.supported_isas())
+
+
+CONV_ALGORITHMS = ("auto", "gemm", "direct", "winograd")
+
+
+def get_conv_algorithm():
+    """The convolution algorithm in force on the CPU: see set_conv_algorithm."""
+    return _C.get_conv_algorithm()
+
+
+def set_conv_algorithm(name):
+    """Choose how CPU convolutions are computed from now on (process-wide).
+
+    'auto' (the default) picks per shape and direction. The others force one where it applies
+    and leave the rest to 'auto': 'gemm' (im2col + packed GEMM), 'direct' (stride-1 kernels
+    without im2col) and 'winograd' (F(4x4, 3x3): 3x3 filters, stride 1, no dilation; about 4x
+    less arithmetic, float32 rounding errors about 10x those of the direct sum). 'auto' uses
+    Winograd for 3x3 layers with at least 32 channels and filters per group; set 'gemm' where
+    the last bits of float32 accuracy matter more than speed.
+    """
+    if not isinstance(name, str):
+        raise TypeError(f"set_conv_algorithm: name must be a str, got {type(name).__name__}")
+    if name not in CONV_ALGORITHMS:
+        raise ValueError(
+            f"set_conv_algorithm: name must be one of {', '.join(map(repr, CONV_ALGORITHMS))}, "
+            f"got {name!r}"
+        )
+    _C.set_conv_algorithm(name)
 
 
 def get_num_threads():

@@ -5,6 +5,8 @@
 // libconvkernels.so (found through an $ORIGIN rpath), which holds the kernels, params.cpp,
 // dispatch.cpp and the C API, so Python and C callers in one process share one ISA choice and
 // one thread setting.
+#include <utility>
+
 #include "op_bindings.h"
 
 namespace ck {
@@ -98,6 +100,13 @@ void set_num_threads_or_raise(int n) {
   check(set_num_threads(n));
 }
 
+constexpr std::pair<const char*, ConvAlgorithm> kConvAlgorithms[] = {
+    {"auto", ConvAlgorithm::kAuto},
+    {"gemm", ConvAlgorithm::kGemm},
+    {"direct", ConvAlgorithm::kDirect},
+    {"winograd", ConvAlgorithm::kWinograd},
+};
+
 }  // namespace
 }  // namespace ck
 
@@ -111,13 +120,19 @@ PYBIND11_MODULE(_C, m) {
 
   m.def("isa", [] { return std::string(active_kernels().name); });
   m.def("set_isa", &set_isa_or_raise);
-  // Which convolution algorithm runs: "auto" (per shape), "gemm" or "direct". For the tests,
-  // which must reach every path on every shape; not part of the public API.
-  m.def("_set_conv_algorithm", [](const std::string& name) {
-    if (name == "auto") return set_conv_algorithm(ConvAlgorithm::kAuto);
-    if (name == "gemm") return set_conv_algorithm(ConvAlgorithm::kGemm);
-    if (name == "direct") return set_conv_algorithm(ConvAlgorithm::kDirect);
-    fail("_set_conv_algorithm: name must be 'auto', 'gemm' or 'direct', got '" + name + "'");
+  // Which convolution algorithm runs (convkernels.set_conv_algorithm documents the names).
+  m.def("set_conv_algorithm", [](const std::string& name) {
+    for (const auto& [known, algorithm] : kConvAlgorithms) {
+      if (name == known) return set_conv_algorithm(algorithm);
+    }
+    fail("set_conv_algorithm: name must be 'auto', 'gemm', 'direct' or 'winograd', got '" + name +
+         "'");
+  });
+  m.def("get_conv_algorithm", [] {
+    for (const auto& [name, algorithm] : kConvAlgorithms) {
+      if (algorithm == conv_algorithm()) return std::string(name);
+    }
+    return std::string("auto");
   });
   m.def("supported_isas", &supported_isas);
   m.def("compiled_isas", &compiled_isas);

@@ -100,9 +100,28 @@ bool direct_unless_forced(bool choice) {
     case ConvAlgorithm::kGemm:
       return false;
     case ConvAlgorithm::kAuto:
+    case ConvAlgorithm::kWinograd:  // where Winograd does not apply
       break;
   }
   return choice;
+}
+
+// Winograd F(4x4, 3x3) (conv2d_winograd.cpp) where it applies and gains: its 36 GEMMs need at
+// least 32 filters and channels per group to outweigh the per-tile transforms, and at least
+// half of its tiles' outputs must land in y (a 5 x 5 output takes 2 x 2 tiles: 39 %).
+bool forward_is_winograd(const Conv2dParams& p) {
+  if (!conv2d_winograd_possible(p)) return false;
+  switch (conv_algorithm()) {
+    case ConvAlgorithm::kWinograd:
+      return true;
+    case ConvAlgorithm::kAuto:
+      break;
+    case ConvAlgorithm::kGemm:
+    case ConvAlgorithm::kDirect:
+      return false;
+  }
+  const int64_t tile_outputs = (p.P + 3) / 4 * ((p.Q + 3) / 4) * 16;
+  return p.C / p.groups >= 32 && p.K / p.groups >= 32 && 2 * p.P * p.Q >= tile_outputs;
 }
 
 // Backward-weight as dot products of rows (conv2d_direct.cpp) when the filter bank is small: its
@@ -144,10 +163,32 @@ Conv2dParams transposed_params(const Conv2dParams& p) {
   return t;
 }
 
+// The filters for backward-input as a forward convolution: flipped in both spatial axes and
+// transposed per group, w_t[g Cg + c, k, r, s] = w[g Kg + k, c, R - 1 - r, S - 1 - s].
+template <typename T>
+Scratch<T> flipped_transposed(const Conv2dParams& p, const T* w) {
+  const int64_t Cg = p.C / p.groups, Kg = p.K / p.groups, RS = p.R * p.S;
+  Scratch<T> w_t(p.K * Cg * RS);
+  for (int64_t g = 0; g < p.groups; ++g) {
+    for (int64_t k = 0; k < Kg; ++k) {
+      for (int64_t c = 0; c < Cg; ++c) {
+        const T* src = w + ((g * Kg + k) * Cg + c) * RS;
+        T* dst = w_t.get() + ((g * Cg + c) * Kg + k) * RS;
+        for (int64_t i = 0; i < RS; ++i) dst[i] = src[RS - 1 - i];
+      }
+    }
+  }
+  return w_t;
+}
+
 }  // namespace
 
 template <typename T>
 void conv2d_forward(const Conv2dParams& p, const T* x, const T* w, const T* b, T* y) {
+  if (forward_is_winograd(p)) {
+    conv2d_forward_winograd(p, x, w, b, y);
+    return;
+  }
   if (forward_is_direct<T>(p)) {
     conv2d_forward_direct(p, x, w, b, y);
     return;
@@ -186,6 +227,12 @@ void conv2d_forward(const Conv2dParams& p, const T* x, const T* w, const T* b, T
 
 template <typename T>
 void conv2d_backward_input(const Conv2dParams& p, const T* dy, const T* w, T* dx) {
+  if (backward_input_as_forward_is_possible(p) && forward_is_winograd(transposed_params(p))) {
+    const Scratch<T> w_t = flipped_transposed(p, w);
+    conv2d_forward_winograd(transposed_params(p), dy, w_t.get(), static_cast<const T*>(nullptr),
+                            dx);
+    return;
+  }
   // As a direct forward convolution where it wastes little and the GEMM's rows would be few
   // (LeNet C3 1.3x, CIFAR c2 1.5x faster; CIFAR c3 and AlexNet conv2 are faster as below).
   const bool as_forward =
@@ -193,18 +240,7 @@ void conv2d_backward_input(const Conv2dParams& p, const T* dy, const T* w, T* dx
       direct_unless_forced(p.C / p.groups <= 32 &&
                            conv2d_forward_direct_yield<T>(transposed_params(p)) >= 0.6);
   if (as_forward) {
-    const int64_t Cg = p.C / p.groups, Kg = p.K / p.groups, RS = p.R * p.S;
-    // w_t[g Cg + c, k, r, s] = w[g Kg + k, c, R - 1 - r, S - 1 - s]
-    Scratch<T> w_t(p.K * Cg * RS);
-    for (int64_t g = 0; g < p.groups; ++g) {
-      for (int64_t k = 0; k < Kg; ++k) {
-        for (int64_t c = 0; c < Cg; ++c) {
-          const T* src = w + ((g * Kg + k) * Cg + c) * RS;
-          T* dst = w_t.get() + ((g * Cg + c) * Kg + k) * RS;
-          for (int64_t i = 0; i < RS; ++i) dst[i] = src[RS - 1 - i];
-        }
-      }
-    }
+    const Scratch<T> w_t = flipped_transposed(p, w);
     conv2d_forward_direct(transposed_params(p), dy, w_t.get(), static_cast<const T*>(nullptr), dx);
     return;
   }

@@ -19,72 +19,13 @@
 // runs on its caller's thread; one called with threads > 1 runs one parallel region in which the
 // threads pack each B block together and then each multiplies its own range of rows.
 #include <algorithm>
-#include <cstring>
 
+#include "gemm_micro_kernel.h"
 #include "kernels.h"
 
 namespace ck {
 namespace CK_ISA {
 namespace {
-
-#if defined(__AVX512F__)
-constexpr int kNrVectors = 4;
-#else
-constexpr int kNrVectors = 2;
-#endif
-constexpr int kMr = 6;
-
-template <typename T>
-struct Tile {
-  using Vec = typename Simd<T>::Vec;
-  using UnalignedVec = typename Simd<T>::UnalignedVec;
-  static constexpr int kLanes = Simd<T>::kLanes;
-  static constexpr int kNr = kNrVectors * kLanes;  // columns of a micro-tile
-  // Blocks sized in bytes, so double gets half as many elements. B block: 512 KiB (half of L2);
-  // A micro-panel: kKc x MR = 6 KiB (L1).
-  static constexpr int64_t kKc = 256;
-  static constexpr int64_t kNc = 512 * 4 / sizeof(T) / kNr * kNr;
-  static constexpr int64_t kMc = 16 * kMr;
-};
-
-// c (mr, nr) (+)= a_panel (kc, MR) * b_panel (kc, NR): the only code whose speed matters.
-template <typename T>
-void micro_kernel(int64_t kc, const T* __restrict a, const T* __restrict b, T* c, int64_t ldc,
-                  int mr, int nr, bool accumulate) {
-  using V = typename Tile<T>::Vec;
-  using U = typename Tile<T>::UnalignedVec;
-  constexpr int L = Tile<T>::kLanes, NV = kNrVectors;
-  V acc[kMr][NV] = {};
-  const V negative_zero = V{} * T(-1);  // x + (-0) == x for every x, so this adds nothing
-  for (int64_t k = 0; k < kc; ++k) {
-    V bv[NV];
-#pragma GCC unroll 8
-    for (int v = 0; v < NV; ++v) bv[v] = *reinterpret_cast<const V*>(b + v * L);
-#pragma GCC unroll 8
-    for (int r = 0; r < kMr; ++r) {
-      const V ar = negative_zero + a[r];  // broadcast
-#pragma GCC unroll 8
-      for (int v = 0; v < NV; ++v) acc[r][v] += ar * bv[v];
-    }
-    a += kMr;
-    b += NV * L;
-  }
-  if (mr == kMr && nr == Tile<T>::kNr) {
-    for (int r = 0; r < kMr; ++r) {
-      for (int v = 0; v < NV; ++v) {
-        U* out = reinterpret_cast<U*>(c + r * ldc + v * L);
-        *out = accumulate ? *out + acc[r][v] : acc[r][v];
-      }
-    }
-    return;
-  }
-  alignas(kVectorBytes) T tile[kMr][Tile<T>::kNr];
-  std::memcpy(tile, acc, sizeof(tile));
-  for (int r = 0; r < mr; ++r) {
-    T* out = c + r * ldc;
-    for (int j = 0; j < nr; ++j) out[j] = accumulate ? out[j] + tile[r][j] : tile[r][j];
-  }
-}
 
 // packed[panel][k][r] = alpha op(A)[i0 + panel * MR + r, k0 + k], zero past the last row.
 template <typename T>

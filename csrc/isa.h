@@ -66,6 +66,7 @@ class Scratch {
     if (data_ == nullptr) throw std::bad_alloc();
   }
   ~Scratch() { std::free(data_); }
+  Scratch(Scratch&& other) noexcept : data_(other.data_) { other.data_ = nullptr; }
   Scratch(const Scratch&) = delete;
   Scratch& operator=(const Scratch&) = delete;
   T* get() const { return data_; }

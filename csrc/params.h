@@ -58,7 +58,7 @@ struct LcnParams {
 
 // How convolutions are computed. kAuto picks per shape; the others force one algorithm, which
 // is how the tests reach every path on every shape.
-enum class ConvAlgorithm { kAuto, kGemm, kDirect };
+enum class ConvAlgorithm { kAuto, kGemm, kDirect, kWinograd };
 ConvAlgorithm conv_algorithm();
 void set_conv_algorithm(ConvAlgorithm algorithm);
 

@@ -7,7 +7,6 @@ import numpy as np
 import pytest
 
 import convkernels as ck
-from convkernels import _C
 
 ISAS = ck.supported_isas()
 
@@ -23,16 +22,17 @@ def using_isa(name):
 
 
 # Convolution algorithms the kernels choose between per shape; the tests force each in turn.
-CONV_ALGORITHMS = ("gemm", "direct")
+CONV_ALGORITHMS = ("gemm", "direct", "winograd")
 
 
 @contextlib.contextmanager
 def using_conv_algorithm(name):
-    _C._set_conv_algorithm(name)
+    before = ck.get_conv_algorithm()
+    ck.set_conv_algorithm(name)
     try:
         yield
     finally:
-        _C._set_conv_algorithm("auto")
+        ck.set_conv_algorithm(before)
 
 
 def each_isa(fn, conv_algorithms=("auto",)):

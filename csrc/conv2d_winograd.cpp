@@ -1,0 +1,352 @@
+// Winograd convolution F(4x4, 3x3) (Lavin & Gray, "Fast Algorithms for Convolutional Neural
+// Networks", 2016; the transforms NNPACK uses): 3x3 filters, stride 1, no dilation.
+//
+// Legend: N batch, C input channels, H W input size, K filters, P Q output size, G groups,
+// Cg = C / G and Kg = K / G channels per group.
+//
+// The output is cut into 4x4 tiles; tile t of filter k needs the 6x6 input patch d_ct at its
+// corner (zero outside the input) and
+//   y_kt = A^T [ sum_c (G g_kc G^T) .* (B^T d_ct B) ] A
+// with the 6x6, 6x3 and 6x4 matrices below. For each of the 36 positions xi of a transformed
+// tile the sum over channels is a matrix product,
+//   M_xi (Kg, tiles) = U_xi (Kg, Cg) V_xi (Cg, tiles),
+// 36 products of 2 Kg Cg flops per tile against the direct kernel's 16 x 18 Kg Cg: 4x less
+// arithmetic, minus the tiles' overhang past the output (13 x 13 outputs take 4 x 4 tiles of
+// 16 x 16) and the transforms. The price is rounding: the transforms scale by up to 8 and
+// 1/24, so float32 results carry errors ~10x those of the direct sum (tests/test_winograd.py
+// measures and bounds them).
+//
+// Threads take blocks of up to kBlockTiles tiles (per group). For its block a thread transforms
+// the inputs straight into the micro-kernel's packed B layout (V_xi as panels of NR tiles), runs
+// the GEMM micro-kernel (gemm_micro_kernel.h) on the filters, transformed once per call into
+// its packed A layout, and transforms M back into y. Transforms run on vectors of tiles: a
+// tile's patch is gathered into one lane of 36 vectors, so the arithmetic is all vector code.
+#include <algorithm>
+
+#include "gemm_micro_kernel.h"
+#include "kernels.h"
+
+namespace ck {
+namespace CK_ISA {
+namespace {
+
+constexpr int kAlpha = 6;                 // side of a transformed tile
+constexpr int kOut = 4;                   // side of an output tile
+constexpr int kPoints = kAlpha * kAlpha;  // positions xi of a transformed tile
+// Tiles a thread transforms and multiplies at once. Its V and M do not fit in L2 for AlexNet's
+// channel counts either way, but 128 (V 4.7 MB on conv3) made the input transform's 36 strided
+// store streams 3x slower and the whole layer 1.3x slower than 64.
+constexpr int64_t kBlockTiles = 64;
+constexpr int64_t kMaxSlotBytes = 32 << 20;  // a thread's V and M, at most (blocks shrink)
+
+int64_t ceil_div(int64_t a, int64_t b) {
+  return (a + b - 1) / b;
+}
+int64_t round_up(int64_t a, int64_t b) {
+  return ceil_div(a, b) * b;
+}
+
+// The three 1-D transforms, on scalars or vectors (one tile per lane), reading `in` and writing
+// `out` with the given strides. Applied along columns and then along rows they give the 2-D
+// transforms B^T d B, G g G^T and A^T m A.
+
+// out = B^T in (6 -> 6)
+template <typename V>
+inline void input_1d(const V* in, int is, V* out, int os) {
+  const V d0 = in[0], d1 = in[is], d2 = in[2 * is], d3 = in[3 * is], d4 = in[4 * is],
+          d5 = in[5 * is];
+  out[0] = (d4 - d2) + 4 * (d0 - d2);
+  out[1 * os] = (d3 + d4) - 4 * (d1 + d2);
+  out[2 * os] = (d4 - d3) + 4 * (d1 - d2);
+  out[3 * os] = (d4 - d2) + 2 * (d3 - d1);
+  out[4 * os] = (d4 - d2) - 2 * (d3 - d1);
+  out[5 * os] = (d5 - d3) + 4 * (d1 - d3);
+}
+
+// out = G in (3 -> 6), in double: the filters are transformed once per call.
+template <typename V>
+inline void filter_1d(const V* in, int is, V* out, int os) {
+  constexpr double kSixth = 1.0 / 6, kTwelfth = 1.0 / 12, kTwentyFourth = 1.0 / 24;
+  const V g0 = in[0], g1 = in[is], g2 = in[2 * is];
+  out[0] = g0 * 0.25;
+  out[1 * os] = -(g0 + g1 + g2) * kSixth;
+  out[2 * os] = -(g0 - g1 + g2) * kSixth;
+  out[3 * os] = g0 * kTwentyFourth + g1 * kTwelfth + g2 * kSixth;
+  out[4 * os] = g0 * kTwentyFourth - g1 * kTwelfth + g2 * kSixth;
+  out[5 * os] = g2;
+}
+
+// out = A^T in (6 -> 4)
+template <typename V>
+inline void output_1d(const V* in, int is, V* out, int os) {
+  const V m1p2 = in[is] + in[2 * is], m1m2 = in[is] - in[2 * is];
+  const V m3p4 = in[3 * is] + in[4 * is], m3m4 = in[3 * is] - in[4 * is];
+  out[0] = in[0] + m1p2 + m3p4;
+  out[1 * os] = m1m2 + 2 * m3m4;
+  out[2 * os] = m1p2 + 4 * m3p4;
+  out[3 * os] = m1m2 + 8 * m3m4 + in[5 * is];
+}
+
+struct WinogradDims {
+  int64_t Cg, Kg, HW, PQ;
+  int64_t tiles_h, tiles_w, tiles_per_sample, tiles;  // 4x4 output tiles
+  int64_t block;                                      // tiles per block, a multiple of NR
+  int64_t blocks;                                     // ceil(tiles / block)
+  int64_t Kp;                                         // Kg rounded up to whole A panels
+};
+
+template <typename T>
+WinogradDims winograd_dims(const Conv2dParams& p, int threads) {
+  constexpr int NR = Tile<T>::kNr;
+  WinogradDims d;
+  d.Cg = p.C / p.groups;
+  d.Kg = p.K / p.groups;
+  d.HW = p.H * p.W;
+  d.PQ = p.P * p.Q;
+  d.tiles_h = ceil_div(p.P, kOut);
+  d.tiles_w = ceil_div(p.Q, kOut);
+  d.tiles_per_sample = d.tiles_h * d.tiles_w;
+  d.tiles = p.N * d.tiles_per_sample;
+  d.Kp = round_up(d.Kg, kMr);
+  // Smaller blocks while they leave a thread without work or need too much scratch.
+  const auto slot_bytes = [&](int64_t block) {
+    return static_cast<int64_t>(sizeof(T)) * kPoints * block * (d.Cg + d.Kg);
+  };
+  d.block = round_up(std::min(kBlockTiles, d.tiles), NR);
+  while (d.block > NR &&
+         (ceil_div(d.tiles, d.block) * p.groups < threads || slot_bytes(d.block) > kMaxSlotBytes)) {
+    d.block -= NR;
+  }
+  d.blocks = ceil_div(d.tiles, d.block);
+  return d;
+}
+
+// The block's tiles and the input rows they read. A row of tiles reads a band of 6 input rows
+// (4 more than the previous row's, 2 shared), copied per channel with the padding written as
+// zeros, so that gathering a patch needs no bounds checks: with the checks, mispredicted
+// branches made the input transform 18 % of AlexNet conv3's time.
+struct Band {
+  int64_t sample_offset;  // n C H W
+  int64_t h0;             // first input row, negative in the padding
+};
+struct TileAt {
+  int64_t band_offset;  // of the patch in the block's band buffer
+  int64_t y_offset;     // of the tile's first output, from the group's first filter of sample 0
+  int rows, cols;       // inside the output
+};
+struct BlockLayout {
+  int64_t band_w;  // columns of a band row: the tiles' width plus 2, padding included
+  int64_t bands;
+  Band* band;
+  TileAt* tile;
+};
+
+int64_t band_width(const WinogradDims& d) {
+  return d.tiles_w * kOut + 2;
+}
+int64_t max_bands(const WinogradDims& d) {  // a block may start and end inside a row of tiles
+  return d.block / d.tiles_w + 2;
+}
+
+void locate_tiles(const Conv2dParams& p, const WinogradDims& d, int64_t t0, int64_t count,
+                  BlockLayout& layout) {
+  layout.band_w = band_width(d);
+  layout.bands = 0;
+  int64_t previous_row = -1;
+  for (int64_t t = 0; t < count; ++t) {
+    const int64_t n = (t0 + t) / d.tiles_per_sample, within = (t0 + t) % d.tiles_per_sample;
+    const int64_t tile_row = (t0 + t) / d.tiles_w;  // over the whole batch
+    const int64_t oh = within / d.tiles_w * kOut, ow = within % d.tiles_w * kOut;
+    if (tile_row != previous_row) {
+      layout.band[layout.bands++] = {n * p.C * d.HW, oh - p.pad.h};
+      previous_row = tile_row;
+    }
+    TileAt& at = layout.tile[t];
+    at.band_offset = (layout.bands - 1) * kAlpha * layout.band_w + ow;
+    at.y_offset = n * p.K * d.PQ + oh * p.Q + ow;
+    at.rows = static_cast<int>(std::min<int64_t>(kOut, p.P - oh));
+    at.cols = static_cast<int>(std::min<int64_t>(kOut, p.Q - ow));
+  }
+}
+
+// band[b][i][u] = x_c (row band b's h0 + i, column u - pad.w), zero outside the input.
+template <typename T>
+void fill_bands(const Conv2dParams& p, const BlockLayout& layout, const T* x_c, T* band) {
+  const int64_t w = layout.band_w, left = std::min(p.pad.w, w);
+  const int64_t inside = std::max<int64_t>(0, std::min(p.W, w - p.pad.w));
+  for (int64_t b = 0; b < layout.bands; ++b) {
+    for (int i = 0; i < kAlpha; ++i) {
+      T* dst = band + (b * kAlpha + i) * w;
+      const int64_t h = layout.band[b].h0 + i;
+      if (h < 0 || h >= p.H) {
+        for (int64_t u = 0; u < w; ++u) dst[u] = T(0);
+        continue;
+      }
+      const T* src = x_c + layout.band[b].sample_offset + h * p.W;
+      for (int64_t u = 0; u < left; ++u) dst[u] = T(0);
+      for (int64_t u = 0; u < inside; ++u) dst[left + u] = src[u];
+      for (int64_t u = left + inside; u < w; ++u) dst[u] = T(0);
+    }
+  }
+}
+
+// u[xi][panel][c][r] = (G g G^T)[xi] of filter panel * kMr + r, channel c: the filters of one
+// group in the micro-kernel's packed A layout, zero past the last filter. Vectors of channels
+// (in double) are transformed for a panel's kMr filters, then written kMr values at a time to
+// each of the 36 destinations (one value at a time, the strided stores took 30 % of AlexNet
+// conv3's time).
+template <typename T>
+void transform_filters(const WinogradDims& d, const T* w_g, T* u) {
+  using Vec = typename Simd<double>::Vec;
+  constexpr int L = Simd<double>::kLanes;
+  const int64_t panels = d.Kp / kMr, panel_size = d.Cg * kMr, xi_size = panels * panel_size;
+#pragma omp parallel for schedule(static)
+  for (int64_t panel = 0; panel < panels; ++panel) {
+    for (int64_t c0 = 0; c0 < d.Cg; c0 += L) {
+      const int lanes = static_cast<int>(std::min<int64_t>(L, d.Cg - c0));
+      alignas(kVectorBytes) double g[9][L];
+      alignas(kVectorBytes) double full[kMr][kPoints][L];
+      for (int r = 0; r < kMr; ++r) {
+        const int64_t k = panel * kMr + r;
+        for (int l = 0; l < L; ++l) {
+          const T* src = w_g + (k * d.Cg + c0 + l) * 9;
+          const bool inside = k < d.Kg && l < lanes;
+          for (int i = 0; i < 9; ++i) g[i][l] = inside ? src[i] : 0.0;
+        }
+        Vec in[9], half[kAlpha * 3], out[kPoints];
+        for (int i = 0; i < 9; ++i) in[i] = *reinterpret_cast<const Vec*>(g[i]);
+        for (int j = 0; j < 3; ++j) filter_1d(in + j, 3, half + j, 3);  // G g: 6 x 3
+        for (int a = 0; a < kAlpha; ++a) filter_1d(half + a * 3, 1, out + a * kAlpha, 1);
+        for (int xi = 0; xi < kPoints; ++xi) *reinterpret_cast<Vec*>(full[r][xi]) = out[xi];
+      }
+      for (int l = 0; l < lanes; ++l) {
+        T* dst = u + panel * panel_size + (c0 + l) * kMr;
+        for (int xi = 0; xi < kPoints; ++xi) {
+          for (int r = 0; r < kMr; ++r) dst[xi * xi_size + r] = static_cast<T>(full[r][xi][l]);
+        }
+      }
+    }
+  }
+}
+
+// v[xi][panel][c][j] = (B^T d B)[xi] of the block's tile panel * NR + j, channel c: the inputs
+// in the micro-kernel's packed B layout, zero past the block's last tile.
+template <typename T>
+void transform_inputs(const Conv2dParams& p, const WinogradDims& d, const T* x_g,
+                      const BlockLayout& layout, int64_t count, T* band, T* v) {
+  using Vec = typename Simd<T>::Vec;
+  constexpr int L = Simd<T>::kLanes, NR = Tile<T>::kNr;
+  const int64_t columns = round_up(count, NR), xi_size = columns * d.Cg, w = layout.band_w;
+  alignas(kVectorBytes) T patch[kPoints][L];
+  for (int64_t c = 0; c < d.Cg; ++c) {
+    fill_bands(p, layout, x_g + c * d.HW, band);
+    for (int64_t lane0 = 0; lane0 < columns; lane0 += L) {
+      // Gather: lane l holds the patch of tile lane0 + l.
+      for (int l = 0; l < L; ++l) {
+        if (lane0 + l >= count) {
+          for (int i = 0; i < kPoints; ++i) patch[i][l] = T(0);
+          continue;
+        }
+        const T* src = band + layout.tile[lane0 + l].band_offset;
+        for (int i = 0; i < kAlpha; ++i) {
+          for (int j = 0; j < kAlpha; ++j) patch[i * kAlpha + j][l] = src[i * w + j];
+        }
+      }
+      Vec in[kPoints], half[kPoints], out[kPoints];
+      for (int i = 0; i < kPoints; ++i) in[i] = *reinterpret_cast<const Vec*>(patch[i]);
+      for (int j = 0; j < kAlpha; ++j) input_1d(in + j, kAlpha, half + j, kAlpha);  // columns
+      for (int a = 0; a < kAlpha; ++a) input_1d(half + a * kAlpha, 1, out + a * kAlpha, 1);
+      T* dst = v + (lane0 / NR) * d.Cg * NR + c * NR + lane0 % NR;
+      for (int xi = 0; xi < kPoints; ++xi) *reinterpret_cast<Vec*>(dst + xi * xi_size) = out[xi];
+    }
+  }
+}
+
+// y (tile, filter k) = A^T m A (+ bias) for the block's tiles, m[xi] = M[xi][k][tile]; parts of
+// tiles past the output's edge are dropped.
+template <typename T>
+void transform_outputs(const Conv2dParams& p, const WinogradDims& d, const T* m, int64_t ldm,
+                       const BlockLayout& layout, int64_t count, const T* bias_g, T* y_g) {
+  using Vec = typename Simd<T>::Vec;
+  constexpr int L = Simd<T>::kLanes;
+  const int64_t xi_size = d.Kg * ldm;
+  alignas(kVectorBytes) T tile[kOut * kOut][L];
+  for (int64_t k = 0; k < d.Kg; ++k) {
+    const T bias = bias_g != nullptr ? bias_g[k] : T(0);
+    for (int64_t lane0 = 0; lane0 < count; lane0 += L) {
+      Vec in[kPoints], half[kOut * kAlpha], out[kOut * kOut];
+      for (int xi = 0; xi < kPoints; ++xi) {
+        in[xi] = *reinterpret_cast<const Vec*>(m + xi * xi_size + k * ldm + lane0);
+      }
+      for (int b = 0; b < kAlpha; ++b) output_1d(in + b, kAlpha, half + b, kAlpha);  // columns
+      for (int i = 0; i < kOut; ++i) output_1d(half + i * kAlpha, 1, out + i * kOut, 1);
+      for (int i = 0; i < kOut * kOut; ++i) *reinterpret_cast<Vec*>(tile[i]) = out[i] + bias;
+      const int lanes = static_cast<int>(std::min<int64_t>(L, count - lane0));
+      for (int l = 0; l < lanes; ++l) {
+        const TileAt& q = layout.tile[lane0 + l];
+        T* dst = y_g + k * d.PQ + q.y_offset;
+        for (int i = 0; i < q.rows; ++i) {
+          for (int j = 0; j < q.cols; ++j) dst[i * p.Q + j] = tile[i * kOut + j][l];
+        }
+      }
+    }
+  }
+}
+
+}  // namespace
+
+template <typename T>
+void conv2d_forward_winograd(const Conv2dParams& p, const T* x, const T* w, const T* b, T* y) {
+  constexpr int NR = Tile<T>::kNr;
+  const int threads = max_threads();
+  const WinogradDims d = winograd_dims<T>(p, threads);
+  const int64_t u_size = kPoints * d.Kp * d.Cg;  // per group
+  Scratch<T> u(p.groups * u_size);
+  for (int64_t g = 0; g < p.groups; ++g) {
+    transform_filters(d, w + g * d.Kg * d.Cg * 9, u.get() + g * u_size);
+  }
+  const int64_t v_size = kPoints * d.block * d.Cg, m_size = kPoints * d.Kg * d.block;
+  const int64_t items = d.blocks * p.groups;
+  const int slots = static_cast<int>(std::min<int64_t>(threads, items));
+  // Whole cache lines each, so every slot's v stays aligned for the vector stores.
+  const int64_t band_size = round_up(max_bands(d) * kAlpha * band_width(d), 64 / sizeof(T));
+  Scratch<T> work(slots * (v_size + m_size + band_size));
+  Scratch<TileAt> tiles(slots * d.block);
+  Scratch<Band> bands(slots * max_bands(d));
+#pragma omp parallel for num_threads(slots) schedule(static)
+  for (int64_t item = 0; item < items; ++item) {
+    const int64_t block = item / p.groups, g = item % p.groups;
+    const int64_t t0 = block * d.block, count = std::min(d.block, d.tiles - t0);
+    const int64_t columns = round_up(count, NR);
+    const int slot = thread_id();
+    T* v = work.get() + slot * (v_size + m_size + band_size);
+    T* m = v + v_size;
+    BlockLayout layout{0, 0, bands.get() + slot * max_bands(d), tiles.get() + slot * d.block};
+    locate_tiles(p, d, t0, count, layout);
+    transform_inputs(p, d, x + g * d.Cg * d.HW, layout, count, m + m_size, v);
+    // M_xi (Kg, columns) = U_xi V_xi: one A panel of filters against every B panel of tiles.
+    const T* u_g = u.get() + g * u_size;
+    for (int xi = 0; xi < kPoints; ++xi) {
+      const T* v_xi = v + xi * columns * d.Cg;
+      T* m_xi = m + xi * d.Kg * d.block;
+      for (int64_t ir = 0; ir < d.Kp; ir += kMr) {
+        const T* a = u_g + (xi * d.Kp + ir) * d.Cg;
+        const int mr = static_cast<int>(std::min<int64_t>(kMr, d.Kg - ir));
+        for (int64_t jr = 0; jr < columns; jr += NR) {
+          const int nr = static_cast<int>(std::min<int64_t>(NR, count - jr));
+          micro_kernel(d.Cg, a, v_xi + jr * d.Cg, m_xi + ir * d.block + jr, d.block, mr, nr, false);
+        }
+      }
+    }
+    transform_outputs(p, d, m, d.block, layout, count, b != nullptr ? b + g * d.Kg : nullptr,
+                      y + g * d.Kg * d.PQ);
+  }
+}
+
+template void conv2d_forward_winograd<float>(const Conv2dParams&, const float*, const float*,
+                                             const float*, float*);
+template void conv2d_forward_winograd<double>(const Conv2dParams&, const double*, const double*,
+                                              const double*, double*);
+
+}  // namespace CK_ISA
+}  // namespace ck
