@@ -147,6 +147,13 @@ bool forward_is_direct(const Conv2dParams& p) {
   return direct_unless_forced(Kg <= 128 && p.P * p.Q >= 64 && worth_it);
 }
 
+// Backward-weight by Winograd where the forward would use it, except for filter banks small
+// enough for the dot products (backward_weight_is_direct) unless Winograd is forced.
+bool backward_weight_is_winograd(const Conv2dParams& p) {
+  const bool small_bank = (p.K / p.groups) * (p.C / p.groups) * p.R * p.S <= 30000;
+  return forward_is_winograd(p) && (conv_algorithm() == ConvAlgorithm::kWinograd || !small_bank);
+}
+
 // Backward-input with stride 1 is the forward convolution of dy with the filters flipped in both
 // spatial axes and transposed per group (K <-> C), padded by dilation * (R - 1) - pad (when
 // that is not negative).
@@ -270,6 +277,10 @@ void conv2d_backward_input(const Conv2dParams& p, const T* dy, const T* w, T* dx
 
 template <typename T>
 void conv2d_backward_weight(const Conv2dParams& p, const T* x, const T* dy, T* dw) {
+  if (backward_weight_is_winograd(p)) {
+    conv2d_backward_weight_winograd(p, x, dy, dw);
+    return;
+  }
   if (backward_weight_is_direct(p)) {
     conv2d_backward_weight_direct(p, x, dy, dw);
     return;

@@ -22,6 +22,7 @@
 // its packed A layout, and transforms M back into y. Transforms run on vectors of tiles: a
 // tile's patch is gathered into one lane of 36 vectors, so the arithmetic is all vector code.
 #include <algorithm>
+#include <type_traits>
 
 #include "gemm_micro_kernel.h"
 #include "kernels.h"
@@ -85,6 +86,30 @@ inline void output_1d(const V* in, int is, V* out, int os) {
   out[1 * os] = m1m2 + 2 * m3m4;
   out[2 * os] = m1p2 + 4 * m3p4;
   out[3 * os] = m1m2 + 8 * m3m4 + in[5 * is];
+}
+
+// out = A in (4 -> 6): a 4x4 tile of dy into the transformed domain (backward-weight).
+template <typename V>
+inline void gradient_1d(const V* in, int is, V* out, int os) {
+  const V e0 = in[0], e1 = in[is], e2 = in[2 * is], e3 = in[3 * is];
+  out[0] = e0;
+  out[1 * os] = (e0 + e2) + (e1 + e3);
+  out[2 * os] = (e0 + e2) - (e1 + e3);
+  out[3 * os] = (e0 + 4 * e2) + 2 * (e1 + 4 * e3);
+  out[4 * os] = (e0 + 4 * e2) - 2 * (e1 + 4 * e3);
+  out[5 * os] = e3;
+}
+
+// out = G^T in (6 -> 3): a transformed weight gradient back to 3 taps (backward-weight).
+template <typename V>
+inline void weight_1d(const V* in, int is, V* out, int os) {
+  using S = std::remove_reference_t<decltype(in[0][0])>;
+  const S sixth = S(1) / 6, twelfth = S(1) / 12, twenty_fourth = S(1) / 24;
+  const V m1p2 = in[is] + in[2 * is], m1m2 = in[2 * is] - in[is];
+  const V m3p4 = in[3 * is] + in[4 * is], m3m4 = in[3 * is] - in[4 * is];
+  out[0] = in[0] * S(0.25) - m1p2 * sixth + m3p4 * twenty_fourth;
+  out[1 * os] = m1m2 * sixth + m3m4 * twelfth;
+  out[2 * os] = (m3p4 - m1p2) * sixth + in[5 * is];
 }
 
 struct WinogradDims {
@@ -343,6 +368,197 @@ void conv2d_forward_winograd(const Conv2dParams& p, const T* x, const T* w, cons
   }
 }
 
+// Backward-weight: for each tile and each of the 36 positions xi, the transformed input
+// (B^T d B) and the transformed dy tile (A dy A^T, dy zero past the output's edge) multiply,
+// and the products summed over tiles are the transformed gradient:
+//   M_xi (Kg, Cg) = sum over tiles  Yt_xi (Kg, tiles) Vt_xi (tiles, Cg),   dw = G^T M G.
+// (F(4x4, 3x3) transposed: y = A^T [(G g) .* (B^T d)] gives dg = G^T [(A dy) .* (B^T d)].)
+// Tiles go in blocks; per block the team transforms dy (vectors of tiles, Yt_xi's rows) and x
+// (vectors of channels, Vt_xi's rows) into shared buffers, then each thread adds the products
+// of its own positions xi with the packed GEMM. Every M_xi is summed by one thread in block
+// order, so results do not depend on the thread count.
+namespace {
+
+constexpr int64_t kGradientBlockBytes = 48 << 20;  // a block's transformed x and dy, at most
+constexpr int64_t kMaxGradientBlock = 512;         // tiles: the micro-kernel's B panels stay in L2
+
+// x (N, C, H, W) with zero padding around it, laid out so every tile's 6x6 patch is inside:
+// (N, C, tiles_h * 4 + 2, tiles_w * 4 + 2), input row 0 at padded row pad.h.
+template <typename T>
+void pad_input(const Conv2dParams& p, const WinogradDims& d, const T* x, T* x_pad) {
+  const int64_t hp = d.tiles_h * kOut + 2, wp = d.tiles_w * kOut + 2;
+#pragma omp parallel for schedule(static)
+  for (int64_t plane = 0; plane < p.N * p.C; ++plane) {
+    const T* src = x + plane * d.HW;
+    T* dst = x_pad + plane * hp * wp;
+    for (int64_t u = 0; u < hp; ++u) {
+      const int64_t h = u - p.pad.h;
+      for (int64_t v = 0; v < wp; ++v) {
+        const int64_t w = v - p.pad.w;
+        const bool inside = h >= 0 && h < p.H && w >= 0 && w < p.W;
+        dst[u * wp + v] = inside ? src[h * p.W + w] : T(0);
+      }
+    }
+  }
+}
+
+// dy (N, K, P, Q) with zeros to whole tiles: (N, K, tiles_h * 4, tiles_w * 4).
+template <typename T>
+void pad_gradient(const Conv2dParams& p, const WinogradDims& d, const T* dy, T* dy_pad) {
+  const int64_t hp = d.tiles_h * kOut, wp = d.tiles_w * kOut;
+#pragma omp parallel for schedule(static)
+  for (int64_t plane = 0; plane < p.N * p.K; ++plane) {
+    const T* src = dy + plane * d.PQ;
+    T* dst = dy_pad + plane * hp * wp;
+    for (int64_t u = 0; u < hp; ++u) {
+      for (int64_t v = 0; v < wp; ++v) {
+        dst[u * wp + v] = u < p.P && v < p.Q ? src[u * p.Q + v] : T(0);
+      }
+    }
+  }
+}
+
+}  // namespace
+
+template <typename T>
+void conv2d_backward_weight_winograd(const Conv2dParams& p, const T* x, const T* dy, T* dw) {
+  using Vec = typename Simd<T>::Vec;
+  constexpr int L = Simd<T>::kLanes, NR = Tile<T>::kNr;
+  const int threads = max_threads();
+  const WinogradDims d = winograd_dims<T>(p, threads);
+  const int64_t xh = d.tiles_h * kOut + 2, xw = d.tiles_w * kOut + 2;  // padded x plane
+  const int64_t gh = d.tiles_h * kOut, gw = d.tiles_w * kOut;          // padded dy plane
+  const int64_t Cn = round_up(d.Cg, NR);                               // channels in whole B panels
+  // Tiles per block: as many as kGradientBlockBytes holds, at most kMaxGradientBlock.
+  const int64_t per_tile = static_cast<int64_t>(sizeof(T)) * kPoints * (Cn + d.Kp);
+  const int64_t block =
+      std::max<int64_t>(1, std::min({d.tiles, kMaxGradientBlock, kGradientBlockBytes / per_tile}));
+  const int64_t blocks = ceil_div(d.tiles, block);
+  const int64_t stride = round_up(block, L);  // tiles per packed panel, whole vectors
+  const int64_t v_xi = Cn * stride, yt_xi = d.Kp * stride, m_xi = d.Kg * d.Cg;
+  const int team = static_cast<int>(std::min<int64_t>(threads, kPoints));
+  Scratch<T> x_pad(p.N * p.C * xh * xw), dy_pad(p.N * p.K * gh * gw);
+  Scratch<T> v(kPoints * v_xi), yt(kPoints * yt_xi), m(kPoints * m_xi);
+  pad_input(p, d, x, x_pad.get());
+  pad_gradient(p, d, dy, dy_pad.get());
+
+  for (int64_t g = 0; g < p.groups; ++g) {
+    for (int64_t b = 0; b < blocks; ++b) {
+      const int64_t t0 = b * block, count = std::min(block, d.tiles - t0);
+#pragma omp parallel num_threads(team)
+      {
+        // Vt_xi in the micro-kernel's packed B layout, v[xi][panel][t][j] = (B^T d B)[xi] of
+        // channel panel * NR + j, tile t0 + t: vectors of channels, zero past the last.
+#pragma omp for schedule(static)
+        for (int64_t t = 0; t < count; ++t) {
+          const int64_t n = (t0 + t) / d.tiles_per_sample, within = (t0 + t) % d.tiles_per_sample;
+          const int64_t oh = within / d.tiles_w * kOut, ow = within % d.tiles_w * kOut;
+          const T* x_t = x_pad.get() + (n * p.C + g * d.Cg) * xh * xw + oh * xw + ow;
+          alignas(kVectorBytes) T patch[kPoints][L];
+          for (int64_t c0 = 0; c0 < Cn; c0 += L) {
+            for (int l = 0; l < L; ++l) {
+              const T* src = x_t + (c0 + l) * xh * xw;
+              const bool inside = c0 + l < d.Cg;
+              for (int i = 0; i < kAlpha; ++i) {
+                for (int j = 0; j < kAlpha; ++j) {
+                  patch[i * kAlpha + j][l] = inside ? src[i * xw + j] : T(0);
+                }
+              }
+            }
+            Vec in[kPoints], half[kPoints], out[kPoints];
+            for (int i = 0; i < kPoints; ++i) in[i] = *reinterpret_cast<const Vec*>(patch[i]);
+            for (int j = 0; j < kAlpha; ++j) input_1d(in + j, kAlpha, half + j, kAlpha);
+            for (int a = 0; a < kAlpha; ++a) input_1d(half + a * kAlpha, 1, out + a * kAlpha, 1);
+            T* dst = v.get() + (c0 / NR) * stride * NR + t * NR + c0 % NR;
+            for (int xi = 0; xi < kPoints; ++xi) *reinterpret_cast<Vec*>(dst + xi * v_xi) = out[xi];
+          }
+        }
+        // Yt_xi in the packed A layout, yt[xi][panel][t][r] = (A dy A^T)[xi] of filter
+        // panel * kMr + r, tile t0 + t: vectors of tiles, a panel's kMr filters interleaved
+        // in a local buffer so that each of the 36 destinations gets whole cache lines
+        // (scattered scalar stores were 2x slower than the whole GEMM).
+        const int64_t lane_groups = ceil_div(count, L);
+#pragma omp for schedule(static)
+        for (int64_t item = 0; item < d.Kp / kMr * lane_groups; ++item) {
+          const int64_t panel = item / lane_groups, lane0 = item % lane_groups * L;
+          alignas(kVectorBytes) T tile[kOut * kOut][L];
+          alignas(kVectorBytes) T interleaved[kPoints][L * kMr];
+          for (int r = 0; r < kMr; ++r) {
+            const int64_t k = panel * kMr + r;
+            for (int l = 0; l < L; ++l) {
+              const int64_t t = t0 + lane0 + l;
+              if (k >= d.Kg || lane0 + l >= count) {
+                for (int i = 0; i < kOut * kOut; ++i) tile[i][l] = T(0);
+                continue;
+              }
+              const int64_t n = t / d.tiles_per_sample, within = t % d.tiles_per_sample;
+              const int64_t oh = within / d.tiles_w * kOut, ow = within % d.tiles_w * kOut;
+              const T* src = dy_pad.get() + (n * p.K + g * d.Kg + k) * gh * gw + oh * gw + ow;
+              for (int i = 0; i < kOut; ++i) {
+                for (int j = 0; j < kOut; ++j) tile[i * kOut + j][l] = src[i * gw + j];
+              }
+            }
+            Vec in[kOut * kOut], half[kAlpha * kOut], out[kPoints];
+            for (int i = 0; i < kOut * kOut; ++i) in[i] = *reinterpret_cast<const Vec*>(tile[i]);
+            for (int j = 0; j < kOut; ++j) gradient_1d(in + j, kOut, half + j, kOut);  // columns
+            for (int a = 0; a < kAlpha; ++a) gradient_1d(half + a * kOut, 1, out + a * kAlpha, 1);
+            for (int xi = 0; xi < kPoints; ++xi) {
+              for (int l = 0; l < L; ++l) interleaved[xi][l * kMr + r] = out[xi][l];
+            }
+          }
+          T* dst = yt.get() + panel * stride * kMr + lane0 * kMr;
+          for (int xi = 0; xi < kPoints; ++xi) {
+            for (int i = 0; i < kMr; ++i) {
+              reinterpret_cast<Vec*>(dst + xi * yt_xi)[i] =
+                  reinterpret_cast<const Vec*>(interleaved[xi])[i];
+            }
+          }
+        }
+        // M_xi (+)= Yt_xi Vt_xi, each position by one thread in block order (the implicit
+        // barrier above finished both transforms).
+#pragma omp for schedule(static)
+        for (int xi = 0; xi < kPoints; ++xi) {
+          for (int64_t ir = 0; ir < d.Kp; ir += kMr) {
+            const T* a = yt.get() + xi * yt_xi + ir * stride;
+            const int mr = static_cast<int>(std::min<int64_t>(kMr, d.Kg - ir));
+            for (int64_t jr = 0; jr < Cn; jr += NR) {
+              const int nr = static_cast<int>(std::min<int64_t>(NR, d.Cg - jr));
+              micro_kernel(count, a, v.get() + xi * v_xi + jr * stride,
+                           m.get() + xi * m_xi + ir * d.Cg + jr, d.Cg, mr, nr, b > 0);
+            }
+          }
+        }
+      }
+    }
+    // dw[k][c] = G^T M[k][c] G: vectors of channels.
+    T* dw_g = dw + g * d.Kg * d.Cg * 9;
+#pragma omp parallel for num_threads(threads) schedule(static)
+    for (int64_t k = 0; k < d.Kg; ++k) {
+      for (int64_t c0 = 0; c0 < d.Cg; c0 += L) {
+        const int lanes = static_cast<int>(std::min<int64_t>(L, d.Cg - c0));
+        alignas(kVectorBytes) T in_lanes[kPoints][L] = {};
+        for (int xi = 0; xi < kPoints; ++xi) {
+          const T* src = m.get() + (xi * d.Kg + k) * d.Cg + c0;
+          for (int l = 0; l < lanes; ++l) in_lanes[xi][l] = src[l];
+        }
+        Vec in[kPoints], half[3 * kAlpha], out[9];
+        for (int i = 0; i < kPoints; ++i) in[i] = *reinterpret_cast<const Vec*>(in_lanes[i]);
+        for (int b = 0; b < kAlpha; ++b) weight_1d(in + b, kAlpha, half + b, kAlpha);  // columns
+        for (int r = 0; r < 3; ++r) weight_1d(half + r * kAlpha, 1, out + r * 3, 1);
+        alignas(kVectorBytes) T taps[9][L];
+        for (int i = 0; i < 9; ++i) *reinterpret_cast<Vec*>(taps[i]) = out[i];
+        for (int l = 0; l < lanes; ++l) {
+          for (int i = 0; i < 9; ++i) dw_g[(k * d.Cg + c0 + l) * 9 + i] = taps[i][l];
+        }
+      }
+    }
+  }
+}
+
+template void conv2d_backward_weight_winograd<float>(const Conv2dParams&, const float*,
+                                                     const float*, float*);
+template void conv2d_backward_weight_winograd<double>(const Conv2dParams&, const double*,
+                                                      const double*, double*);
 template void conv2d_forward_winograd<float>(const Conv2dParams&, const float*, const float*,
                                              const float*, float*);
 template void conv2d_forward_winograd<double>(const Conv2dParams&, const double*, const double*,

@@ -42,6 +42,9 @@ inline bool conv2d_winograd_possible(const Conv2dParams& p) {
 }
 template <typename T>
 void conv2d_forward_winograd(const Conv2dParams& p, const T* x, const T* w, const T* b, T* y);
+// Backward-weight by the same transforms (conv2d_winograd.cpp), for the same shapes.
+template <typename T>
+void conv2d_backward_weight_winograd(const Conv2dParams& p, const T* x, const T* dy, T* dw);
 // dy: (N, K, P, Q), w: (K, C/G, R, S), dx: (N, C, H, W)
 template <typename T>
 void conv2d_backward_input(const Conv2dParams& p, const T* dy, const T* w, T* dx);

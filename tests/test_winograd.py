@@ -11,7 +11,13 @@ is off by whole units of the output).
 
 import numpy as np
 import pytest
-from helpers import assert_close, each_isa, unchanged, using_conv_algorithm
+from helpers import (
+    assert_close,
+    directional_gradcheck,
+    each_isa,
+    unchanged,
+    using_conv_algorithm,
+)
 
 import convkernels as ck
 from convkernels import reference as ref
@@ -89,6 +95,41 @@ def test_backward_input(shape, dtype):
             assert_close(dx, exact, dtype, shape[4] // shape[6] * 9, f"backward input [{label}]")
         else:
             assert_within_winograd_bound(dx, exact, l1, f"backward input [{label}]")
+
+
+@pytest.mark.parametrize("shape", SHAPES)
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_backward_weight(shape, dtype):
+    rng = np.random.default_rng(6)
+    x, w, kw = make(shape, dtype, rng)
+    dy = rng.standard_normal(ref.conv2d(x, w, **kw).shape).astype(dtype)
+    x64, dy64 = x.astype(np.float64), dy.astype(np.float64)
+    snapshot = unchanged(x, dy)
+    exact = ref.conv2d_backward_weight(x64, dy64, w.shape, **kw)
+    run = lambda: ck.conv2d_backward_weight(x, dy, w.shape, **kw)  # noqa: E731
+    for label, dw in each_isa(run, ("winograd",)).items():
+        if dtype == np.float64:
+            assert_close(dw, exact, dtype, dy[0, 0].size * len(x), f"backward weight [{label}]")
+        else:
+            # The plane here is a filter's (channel, 3 x 3) taps: every tap sums over all tiles.
+            l1 = ref.conv2d_backward_weight(np.abs(x64), np.abs(dy64), w.shape, **kw)
+            scale = np.max(l1, axis=(1, 2, 3), keepdims=True)
+            err = np.max(np.abs(dw - exact) / np.maximum(scale, 1e-300)) / EPS32
+            assert err <= BOUND_EPS, f"backward weight [{label}]: {err:.1f} eps x sum|x dy|"
+    snapshot.check()
+
+
+def test_backward_weight_gradient_check():
+    rng = np.random.default_rng(7)
+    x, w, kw = make((2, 32, 9, 9, 32, 1, 1), np.float64, rng)
+    with using_conv_algorithm("winograd"):
+        directional_gradcheck(
+            lambda w_: ck.conv2d(x, w_, **kw),
+            lambda v, w_: ck.conv2d_backward_weight(x, v, w_.shape, **kw),
+            w,
+            rng,
+            what="conv2d weight gradient (Winograd)",
+        )
 
 
 def test_auto_chooses_winograd_for_wide_3x3_layers_only():
