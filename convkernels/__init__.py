@@ -114,10 +114,10 @@ def set_conv_algorithm(name):
 
     'auto' (the default) picks per shape and direction. The others force one where it applies
     and leave the rest to 'auto': 'gemm' (im2col + packed GEMM), 'direct' (stride-1 kernels
-    without im2col) and 'winograd' (F(4x4, 3x3): 3x3 filters, stride 1, no dilation; about 4x
-    less arithmetic, float32 rounding errors about 10x those of the direct sum). 'auto' uses
-    Winograd for 3x3 layers with at least 32 channels and filters per group; set 'gemm' where
-    the last bits of float32 accuracy matter more than speed.
+    without im2col) and 'winograd' (F(4x4, 3x3) and F(2x2, 5x5): 3x3 and 5x5 filters, stride
+    1, no dilation; 4x and 2.8x less arithmetic, float32 rounding errors about 10x those of the
+    direct sum). 'auto' uses Winograd for such layers with at least 32 channels and filters
+    per group; set 'gemm' where the last bits of float32 accuracy matter more than speed.
     """
     if not isinstance(name, str):
         raise TypeError(f"set_conv_algorithm: name must be a str, got {type(name).__name__}")

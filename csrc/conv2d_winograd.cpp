@@ -1,26 +1,30 @@
-// Winograd convolution F(4x4, 3x3) (Lavin & Gray, "Fast Algorithms for Convolutional Neural
-// Networks", 2016; the transforms NNPACK uses): 3x3 filters, stride 1, no dilation.
+// Winograd convolution (Lavin & Gray, "Fast Algorithms for Convolutional Neural Networks",
+// 2016; the transforms NNPACK uses) for stride 1 without dilation: F(4x4, 3x3) for 3x3 filters
+// and F(2x2, 5x5) for 5x5, both on 6x6 transformed tiles.
 //
 // Legend: N batch, C input channels, H W input size, K filters, P Q output size, G groups,
-// Cg = C / G and Kg = K / G channels per group.
+// Cg = C / G and Kg = K / G channels per group; m the output tile's side (4 or 2), r the
+// filter's (3 or 5), m + r - 1 = 6.
 //
-// The output is cut into 4x4 tiles; tile t of filter k needs the 6x6 input patch d_ct at its
+// The output is cut into m x m tiles; tile t of filter k needs the 6x6 input patch d_ct at its
 // corner (zero outside the input) and
 //   y_kt = A^T [ sum_c (G g_kc G^T) .* (B^T d_ct B) ] A
-// with the 6x6, 6x3 and 6x4 matrices below. For each of the 36 positions xi of a transformed
-// tile the sum over channels is a matrix product,
+// with the 6x6 B^T, 6xr G and mx6 A^T of the variant (F4x3, F2x5 below). For each of the 36
+// positions xi of a transformed tile the sum over channels is a matrix product,
 //   M_xi (Kg, tiles) = U_xi (Kg, Cg) V_xi (Cg, tiles),
-// 36 products of 2 Kg Cg flops per tile against the direct kernel's 16 x 18 Kg Cg: 4x less
-// arithmetic, minus the tiles' overhang past the output (13 x 13 outputs take 4 x 4 tiles of
-// 16 x 16) and the transforms. The price is rounding: the transforms scale by up to 8 and
-// 1/24, so float32 results carry errors ~10x those of the direct sum (tests/test_winograd.py
-// measures and bounds them).
+// 36 products of 2 Kg Cg flops per tile against the direct kernel's m^2 r^2 2 Kg Cg: 4x less
+// arithmetic for 3x3 and 2.8x for 5x5, minus the tiles' overhang past the output (13 x 13
+// outputs take 4 x 4 tiles of 16 x 16) and the transforms. The price is rounding: the
+// transforms scale by up to 16 and 1/24, so float32 results carry errors ~10x those of the
+// direct sum (tests/test_winograd.py measures and bounds them).
 //
-// Threads take blocks of up to kBlockTiles tiles (per group). For its block a thread transforms
-// the inputs straight into the micro-kernel's packed B layout (V_xi as panels of NR tiles), runs
-// the GEMM micro-kernel (gemm_micro_kernel.h) on the filters, transformed once per call into
-// its packed A layout, and transforms M back into y. Transforms run on vectors of tiles: a
-// tile's patch is gathered into one lane of 36 vectors, so the arithmetic is all vector code.
+// Forward (backward-input is the forward of dy with flipped filters, conv2d.cpp): threads take
+// blocks of up to kBlockTiles tiles (per group). For its block a thread transforms the inputs
+// straight into the micro-kernel's packed B layout (V_xi as panels of NR tiles), runs the GEMM
+// micro-kernel (gemm_micro_kernel.h) on the filters, transformed once per call into its packed
+// A layout, and transforms M back into y. Transforms run on vectors of tiles: a tile's patch is
+// gathered into one lane of 36 vectors, so the arithmetic is all vector code. Backward-weight
+// is described above its function.
 #include <algorithm>
 #include <type_traits>
 
@@ -32,7 +36,6 @@ namespace CK_ISA {
 namespace {
 
 constexpr int kAlpha = 6;                 // side of a transformed tile
-constexpr int kOut = 4;                   // side of an output tile
 constexpr int kPoints = kAlpha * kAlpha;  // positions xi of a transformed tile
 // Tiles a thread transforms and multiplies at once. Its V and M do not fit in L2 for AlexNet's
 // channel counts either way, but 128 (V 4.7 MB on conv3) made the input transform's 36 strided
@@ -47,9 +50,10 @@ int64_t round_up(int64_t a, int64_t b) {
   return ceil_div(a, b) * b;
 }
 
-// The three 1-D transforms, on scalars or vectors (one tile per lane), reading `in` and writing
-// `out` with the given strides. Applied along columns and then along rows they give the 2-D
-// transforms B^T d B, G g G^T and A^T m A.
+// The 1-D transforms, on scalars or vectors (one tile per lane), reading `in` and writing `out`
+// with the given strides. Applied along columns and then along rows they give the 2-D
+// transforms B^T d B, G g G^T and A^T m A (and, for backward-weight, A dy A^T and G^T m G).
+// Each variant below (F4x3, F2x5) supplies its own G, A^T, A and G^T; B^T is shared.
 
 // out = B^T in (6 -> 6)
 template <typename V>
@@ -64,53 +68,112 @@ inline void input_1d(const V* in, int is, V* out, int os) {
   out[5 * os] = (d5 - d3) + 4 * (d1 - d3);
 }
 
-// out = G in (3 -> 6), in double: the filters are transformed once per call.
-template <typename V>
-inline void filter_1d(const V* in, int is, V* out, int os) {
-  constexpr double kSixth = 1.0 / 6, kTwelfth = 1.0 / 12, kTwentyFourth = 1.0 / 24;
-  const V g0 = in[0], g1 = in[is], g2 = in[2 * is];
-  out[0] = g0 * 0.25;
-  out[1 * os] = -(g0 + g1 + g2) * kSixth;
-  out[2 * os] = -(g0 - g1 + g2) * kSixth;
-  out[3 * os] = g0 * kTwentyFourth + g1 * kTwelfth + g2 * kSixth;
-  out[4 * os] = g0 * kTwentyFourth - g1 * kTwelfth + g2 * kSixth;
-  out[5 * os] = g2;
-}
+// F(4x4, 3x3): 4x4 outputs per tile from 3x3 filters.
+struct F4x3 {
+  static constexpr int kOut = 4, kTaps = 3;
 
-// out = A^T in (6 -> 4)
-template <typename V>
-inline void output_1d(const V* in, int is, V* out, int os) {
-  const V m1p2 = in[is] + in[2 * is], m1m2 = in[is] - in[2 * is];
-  const V m3p4 = in[3 * is] + in[4 * is], m3m4 = in[3 * is] - in[4 * is];
-  out[0] = in[0] + m1p2 + m3p4;
-  out[1 * os] = m1m2 + 2 * m3m4;
-  out[2 * os] = m1p2 + 4 * m3p4;
-  out[3 * os] = m1m2 + 8 * m3m4 + in[5 * is];
-}
+  // out = G in (3 -> 6); the filters are transformed in double.
+  template <typename V>
+  static void filter_1d(const V* in, int is, V* out, int os) {
+    constexpr double kSixth = 1.0 / 6, kTwelfth = 1.0 / 12, kTwentyFourth = 1.0 / 24;
+    const V g0 = in[0], g1 = in[is], g2 = in[2 * is];
+    out[0] = g0 * 0.25;
+    out[1 * os] = -(g0 + g1 + g2) * kSixth;
+    out[2 * os] = -(g0 - g1 + g2) * kSixth;
+    out[3 * os] = g0 * kTwentyFourth + g1 * kTwelfth + g2 * kSixth;
+    out[4 * os] = g0 * kTwentyFourth - g1 * kTwelfth + g2 * kSixth;
+    out[5 * os] = g2;
+  }
 
-// out = A in (4 -> 6): a 4x4 tile of dy into the transformed domain (backward-weight).
-template <typename V>
-inline void gradient_1d(const V* in, int is, V* out, int os) {
-  const V e0 = in[0], e1 = in[is], e2 = in[2 * is], e3 = in[3 * is];
-  out[0] = e0;
-  out[1 * os] = (e0 + e2) + (e1 + e3);
-  out[2 * os] = (e0 + e2) - (e1 + e3);
-  out[3 * os] = (e0 + 4 * e2) + 2 * (e1 + 4 * e3);
-  out[4 * os] = (e0 + 4 * e2) - 2 * (e1 + 4 * e3);
-  out[5 * os] = e3;
-}
+  // out = A^T in (6 -> 4)
+  template <typename V>
+  static void output_1d(const V* in, int is, V* out, int os) {
+    const V m1p2 = in[is] + in[2 * is], m1m2 = in[is] - in[2 * is];
+    const V m3p4 = in[3 * is] + in[4 * is], m3m4 = in[3 * is] - in[4 * is];
+    out[0] = in[0] + m1p2 + m3p4;
+    out[1 * os] = m1m2 + 2 * m3m4;
+    out[2 * os] = m1p2 + 4 * m3p4;
+    out[3 * os] = m1m2 + 8 * m3m4 + in[5 * is];
+  }
 
-// out = G^T in (6 -> 3): a transformed weight gradient back to 3 taps (backward-weight).
-template <typename V>
-inline void weight_1d(const V* in, int is, V* out, int os) {
-  using S = std::remove_reference_t<decltype(in[0][0])>;
-  const S sixth = S(1) / 6, twelfth = S(1) / 12, twenty_fourth = S(1) / 24;
-  const V m1p2 = in[is] + in[2 * is], m1m2 = in[2 * is] - in[is];
-  const V m3p4 = in[3 * is] + in[4 * is], m3m4 = in[3 * is] - in[4 * is];
-  out[0] = in[0] * S(0.25) - m1p2 * sixth + m3p4 * twenty_fourth;
-  out[1 * os] = m1m2 * sixth + m3m4 * twelfth;
-  out[2 * os] = (m3p4 - m1p2) * sixth + in[5 * is];
-}
+  // out = A in (4 -> 6): a tile of dy into the transformed domain (backward-weight).
+  template <typename V>
+  static void gradient_1d(const V* in, int is, V* out, int os) {
+    const V e0 = in[0], e1 = in[is], e2 = in[2 * is], e3 = in[3 * is];
+    out[0] = e0;
+    out[1 * os] = (e0 + e2) + (e1 + e3);
+    out[2 * os] = (e0 + e2) - (e1 + e3);
+    out[3 * os] = (e0 + 4 * e2) + 2 * (e1 + 4 * e3);
+    out[4 * os] = (e0 + 4 * e2) - 2 * (e1 + 4 * e3);
+    out[5 * os] = e3;
+  }
+
+  // out = G^T in (6 -> 3): a transformed weight gradient back to taps (backward-weight).
+  template <typename V>
+  static void weight_1d(const V* in, int is, V* out, int os) {
+    using S = std::remove_reference_t<decltype(in[0][0])>;
+    const S sixth = S(1) / 6, twelfth = S(1) / 12, twenty_fourth = S(1) / 24;
+    const V m1p2 = in[is] + in[2 * is], m1m2 = in[2 * is] - in[is];
+    const V m3p4 = in[3 * is] + in[4 * is], m3m4 = in[3 * is] - in[4 * is];
+    out[0] = in[0] * S(0.25) - m1p2 * sixth + m3p4 * twenty_fourth;
+    out[1 * os] = m1m2 * sixth + m3m4 * twelfth;
+    out[2 * os] = (m3p4 - m1p2) * sixth + in[5 * is];
+  }
+};
+
+// F(2x2, 5x5): 2x2 outputs per tile from 5x5 filters, on the same points and B^T as F4x3
+// (G's rows are the points' powers over the same products of differences).
+struct F2x5 {
+  static constexpr int kOut = 2, kTaps = 5;
+
+  // out = G in (5 -> 6), in double.
+  template <typename V>
+  static void filter_1d(const V* in, int is, V* out, int os) {
+    constexpr double kSixth = 1.0 / 6, kTwentyFourth = 1.0 / 24;
+    const V g0 = in[0], g1 = in[is], g2 = in[2 * is], g3 = in[3 * is], g4 = in[4 * is];
+    const V even = g0 + g2 + g4, odd = g1 + g3;
+    const V even2 = g0 + 4 * g2 + 16 * g4, odd2 = 2 * g1 + 8 * g3;
+    out[0] = g0 * 0.25;
+    out[1 * os] = -(even + odd) * kSixth;
+    out[2 * os] = -(even - odd) * kSixth;
+    out[3 * os] = (even2 + odd2) * kTwentyFourth;
+    out[4 * os] = (even2 - odd2) * kTwentyFourth;
+    out[5 * os] = g4;
+  }
+
+  // out = A^T in (6 -> 2)
+  template <typename V>
+  static void output_1d(const V* in, int is, V* out, int os) {
+    out[0] = in[0] + (in[is] + in[2 * is]) + (in[3 * is] + in[4 * is]);
+    out[1 * os] = (in[is] - in[2 * is]) + 2 * (in[3 * is] - in[4 * is]) + in[5 * is];
+  }
+
+  // out = A in (2 -> 6)
+  template <typename V>
+  static void gradient_1d(const V* in, int is, V* out, int os) {
+    const V e0 = in[0], e1 = in[is];
+    out[0] = e0;
+    out[1 * os] = e0 + e1;
+    out[2 * os] = e0 - e1;
+    out[3 * os] = e0 + 2 * e1;
+    out[4 * os] = e0 - 2 * e1;
+    out[5 * os] = e1;
+  }
+
+  // out = G^T in (6 -> 5)
+  template <typename V>
+  static void weight_1d(const V* in, int is, V* out, int os) {
+    using S = std::remove_reference_t<decltype(in[0][0])>;
+    const S sixth = S(1) / 6, twelfth = S(1) / 12, third = S(1) / 3;
+    const V m1p2 = in[is] + in[2 * is], m2m1 = in[2 * is] - in[is];
+    const V m3p4 = in[3 * is] + in[4 * is], m3m4 = in[3 * is] - in[4 * is];
+    out[0] = in[0] * S(0.25) - m1p2 * sixth + m3p4 * (S(1) / 24);
+    out[1 * os] = m2m1 * sixth + m3m4 * twelfth;
+    out[2 * os] = (m3p4 - m1p2) * sixth;
+    out[3 * os] = m2m1 * sixth + m3m4 * third;
+    out[4 * os] = m3p4 * (S(2) / 3) - m1p2 * sixth + in[5 * is];
+  }
+};
 
 struct WinogradDims {
   int64_t Cg, Kg, HW, PQ;
@@ -120,7 +183,7 @@ struct WinogradDims {
   int64_t Kp;                                         // Kg rounded up to whole A panels
 };
 
-template <typename T>
+template <typename F, typename T>
 WinogradDims winograd_dims(const Conv2dParams& p, int threads) {
   constexpr int NR = Tile<T>::kNr;
   WinogradDims d;
@@ -128,8 +191,8 @@ WinogradDims winograd_dims(const Conv2dParams& p, int threads) {
   d.Kg = p.K / p.groups;
   d.HW = p.H * p.W;
   d.PQ = p.P * p.Q;
-  d.tiles_h = ceil_div(p.P, kOut);
-  d.tiles_w = ceil_div(p.Q, kOut);
+  d.tiles_h = ceil_div(p.P, F::kOut);
+  d.tiles_w = ceil_div(p.Q, F::kOut);
   d.tiles_per_sample = d.tiles_h * d.tiles_w;
   d.tiles = p.N * d.tiles_per_sample;
   d.Kp = round_up(d.Kg, kMr);
@@ -166,22 +229,24 @@ struct BlockLayout {
   TileAt* tile;
 };
 
+template <typename F>
 int64_t band_width(const WinogradDims& d) {
-  return d.tiles_w * kOut + 2;
+  return d.tiles_w * F::kOut + kAlpha - F::kOut;
 }
 int64_t max_bands(const WinogradDims& d) {  // a block may start and end inside a row of tiles
   return d.block / d.tiles_w + 2;
 }
 
+template <typename F>
 void locate_tiles(const Conv2dParams& p, const WinogradDims& d, int64_t t0, int64_t count,
                   BlockLayout& layout) {
-  layout.band_w = band_width(d);
+  layout.band_w = band_width<F>(d);
   layout.bands = 0;
   int64_t previous_row = -1;
   for (int64_t t = 0; t < count; ++t) {
     const int64_t n = (t0 + t) / d.tiles_per_sample, within = (t0 + t) % d.tiles_per_sample;
     const int64_t tile_row = (t0 + t) / d.tiles_w;  // over the whole batch
-    const int64_t oh = within / d.tiles_w * kOut, ow = within % d.tiles_w * kOut;
+    const int64_t oh = within / d.tiles_w * F::kOut, ow = within % d.tiles_w * F::kOut;
     if (tile_row != previous_row) {
       layout.band[layout.bands++] = {n * p.C * d.HW, oh - p.pad.h};
       previous_row = tile_row;
@@ -189,8 +254,8 @@ void locate_tiles(const Conv2dParams& p, const WinogradDims& d, int64_t t0, int6
     TileAt& at = layout.tile[t];
     at.band_offset = (layout.bands - 1) * kAlpha * layout.band_w + ow;
     at.y_offset = n * p.K * d.PQ + oh * p.Q + ow;
-    at.rows = static_cast<int>(std::min<int64_t>(kOut, p.P - oh));
-    at.cols = static_cast<int>(std::min<int64_t>(kOut, p.Q - ow));
+    at.rows = static_cast<int>(std::min<int64_t>(F::kOut, p.P - oh));
+    at.cols = static_cast<int>(std::min<int64_t>(F::kOut, p.Q - ow));
   }
 }
 
@@ -220,8 +285,9 @@ void fill_bands(const Conv2dParams& p, const BlockLayout& layout, const T* x_c, 
 // (in double) are transformed for a panel's kMr filters, then written kMr values at a time to
 // each of the 36 destinations (one value at a time, the strided stores took 30 % of AlexNet
 // conv3's time).
-template <typename T>
+template <typename F, typename T>
 void transform_filters(const WinogradDims& d, const T* w_g, T* u) {
+  constexpr int kTaps = F::kTaps;
   using Vec = typename Simd<double>::Vec;
   constexpr int L = Simd<double>::kLanes;
   const int64_t panels = d.Kp / kMr, panel_size = d.Cg * kMr, xi_size = panels * panel_size;
@@ -229,19 +295,19 @@ void transform_filters(const WinogradDims& d, const T* w_g, T* u) {
   for (int64_t panel = 0; panel < panels; ++panel) {
     for (int64_t c0 = 0; c0 < d.Cg; c0 += L) {
       const int lanes = static_cast<int>(std::min<int64_t>(L, d.Cg - c0));
-      alignas(kVectorBytes) double g[9][L];
+      alignas(kVectorBytes) double g[kTaps * kTaps][L];
       alignas(kVectorBytes) double full[kMr][kPoints][L];
       for (int r = 0; r < kMr; ++r) {
         const int64_t k = panel * kMr + r;
         for (int l = 0; l < L; ++l) {
-          const T* src = w_g + (k * d.Cg + c0 + l) * 9;
+          const T* src = w_g + (k * d.Cg + c0 + l) * kTaps * kTaps;
           const bool inside = k < d.Kg && l < lanes;
-          for (int i = 0; i < 9; ++i) g[i][l] = inside ? src[i] : 0.0;
+          for (int i = 0; i < kTaps * kTaps; ++i) g[i][l] = inside ? src[i] : 0.0;
         }
-        Vec in[9], half[kAlpha * 3], out[kPoints];
-        for (int i = 0; i < 9; ++i) in[i] = *reinterpret_cast<const Vec*>(g[i]);
-        for (int j = 0; j < 3; ++j) filter_1d(in + j, 3, half + j, 3);  // G g: 6 x 3
-        for (int a = 0; a < kAlpha; ++a) filter_1d(half + a * 3, 1, out + a * kAlpha, 1);
+        Vec in[kTaps * kTaps], half[kAlpha * kTaps], out[kPoints];
+        for (int i = 0; i < kTaps * kTaps; ++i) in[i] = *reinterpret_cast<const Vec*>(g[i]);
+        for (int j = 0; j < kTaps; ++j) F::filter_1d(in + j, kTaps, half + j, kTaps);  // G g
+        for (int a = 0; a < kAlpha; ++a) F::filter_1d(half + a * kTaps, 1, out + a * kAlpha, 1);
         for (int xi = 0; xi < kPoints; ++xi) *reinterpret_cast<Vec*>(full[r][xi]) = out[xi];
       }
       for (int l = 0; l < lanes; ++l) {
@@ -289,52 +355,50 @@ void transform_inputs(const Conv2dParams& p, const WinogradDims& d, const T* x_g
 
 // y (tile, filter k) = A^T m A (+ bias) for the block's tiles, m[xi] = M[xi][k][tile]; parts of
 // tiles past the output's edge are dropped.
-template <typename T>
+template <typename F, typename T>
 void transform_outputs(const Conv2dParams& p, const WinogradDims& d, const T* m, int64_t ldm,
                        const BlockLayout& layout, int64_t count, const T* bias_g, T* y_g) {
   using Vec = typename Simd<T>::Vec;
   constexpr int L = Simd<T>::kLanes;
   const int64_t xi_size = d.Kg * ldm;
-  alignas(kVectorBytes) T tile[kOut * kOut][L];
+  alignas(kVectorBytes) T tile[F::kOut * F::kOut][L];
   for (int64_t k = 0; k < d.Kg; ++k) {
     const T bias = bias_g != nullptr ? bias_g[k] : T(0);
     for (int64_t lane0 = 0; lane0 < count; lane0 += L) {
-      Vec in[kPoints], half[kOut * kAlpha], out[kOut * kOut];
+      Vec in[kPoints], half[F::kOut * kAlpha], out[F::kOut * F::kOut];
       for (int xi = 0; xi < kPoints; ++xi) {
         in[xi] = *reinterpret_cast<const Vec*>(m + xi * xi_size + k * ldm + lane0);
       }
-      for (int b = 0; b < kAlpha; ++b) output_1d(in + b, kAlpha, half + b, kAlpha);  // columns
-      for (int i = 0; i < kOut; ++i) output_1d(half + i * kAlpha, 1, out + i * kOut, 1);
-      for (int i = 0; i < kOut * kOut; ++i) *reinterpret_cast<Vec*>(tile[i]) = out[i] + bias;
+      for (int b = 0; b < kAlpha; ++b) F::output_1d(in + b, kAlpha, half + b, kAlpha);  // columns
+      for (int i = 0; i < F::kOut; ++i) F::output_1d(half + i * kAlpha, 1, out + i * F::kOut, 1);
+      for (int i = 0; i < F::kOut * F::kOut; ++i) *reinterpret_cast<Vec*>(tile[i]) = out[i] + bias;
       const int lanes = static_cast<int>(std::min<int64_t>(L, count - lane0));
       for (int l = 0; l < lanes; ++l) {
         const TileAt& q = layout.tile[lane0 + l];
         T* dst = y_g + k * d.PQ + q.y_offset;
         for (int i = 0; i < q.rows; ++i) {
-          for (int j = 0; j < q.cols; ++j) dst[i * p.Q + j] = tile[i * kOut + j][l];
+          for (int j = 0; j < q.cols; ++j) dst[i * p.Q + j] = tile[i * F::kOut + j][l];
         }
       }
     }
   }
 }
 
-}  // namespace
-
-template <typename T>
-void conv2d_forward_winograd(const Conv2dParams& p, const T* x, const T* w, const T* b, T* y) {
+template <typename F, typename T>
+void forward(const Conv2dParams& p, const T* x, const T* w, const T* b, T* y) {
   constexpr int NR = Tile<T>::kNr;
   const int threads = max_threads();
-  const WinogradDims d = winograd_dims<T>(p, threads);
+  const WinogradDims d = winograd_dims<F, T>(p, threads);
   const int64_t u_size = kPoints * d.Kp * d.Cg;  // per group
   Scratch<T> u(p.groups * u_size);
   for (int64_t g = 0; g < p.groups; ++g) {
-    transform_filters(d, w + g * d.Kg * d.Cg * 9, u.get() + g * u_size);
+    transform_filters<F>(d, w + g * d.Kg * d.Cg * F::kTaps * F::kTaps, u.get() + g * u_size);
   }
   const int64_t v_size = kPoints * d.block * d.Cg, m_size = kPoints * d.Kg * d.block;
   const int64_t items = d.blocks * p.groups;
   const int slots = static_cast<int>(std::min<int64_t>(threads, items));
   // Whole cache lines each, so every slot's v stays aligned for the vector stores.
-  const int64_t band_size = round_up(max_bands(d) * kAlpha * band_width(d), 64 / sizeof(T));
+  const int64_t band_size = round_up(max_bands(d) * kAlpha * band_width<F>(d), 64 / sizeof(T));
   Scratch<T> work(slots * (v_size + m_size + band_size));
   Scratch<TileAt> tiles(slots * d.block);
   Scratch<Band> bands(slots * max_bands(d));
@@ -347,7 +411,7 @@ void conv2d_forward_winograd(const Conv2dParams& p, const T* x, const T* w, cons
     T* v = work.get() + slot * (v_size + m_size + band_size);
     T* m = v + v_size;
     BlockLayout layout{0, 0, bands.get() + slot * max_bands(d), tiles.get() + slot * d.block};
-    locate_tiles(p, d, t0, count, layout);
+    locate_tiles<F>(p, d, t0, count, layout);
     transform_inputs(p, d, x + g * d.Cg * d.HW, layout, count, m + m_size, v);
     // M_xi (Kg, columns) = U_xi V_xi: one A panel of filters against every B panel of tiles.
     const T* u_g = u.get() + g * u_size;
@@ -363,8 +427,8 @@ void conv2d_forward_winograd(const Conv2dParams& p, const T* x, const T* w, cons
         }
       }
     }
-    transform_outputs(p, d, m, d.block, layout, count, b != nullptr ? b + g * d.Kg : nullptr,
-                      y + g * d.Kg * d.PQ);
+    transform_outputs<F>(p, d, m, d.block, layout, count, b != nullptr ? b + g * d.Kg : nullptr,
+                         y + g * d.Kg * d.PQ);
   }
 }
 
@@ -377,16 +441,16 @@ void conv2d_forward_winograd(const Conv2dParams& p, const T* x, const T* w, cons
 // (vectors of channels, Vt_xi's rows) into shared buffers, then each thread adds the products
 // of its own positions xi with the packed GEMM. Every M_xi is summed by one thread in block
 // order, so results do not depend on the thread count.
-namespace {
 
 constexpr int64_t kGradientBlockBytes = 48 << 20;  // a block's transformed x and dy, at most
 constexpr int64_t kMaxGradientBlock = 512;         // tiles: the micro-kernel's B panels stay in L2
 
 // x (N, C, H, W) with zero padding around it, laid out so every tile's 6x6 patch is inside:
-// (N, C, tiles_h * 4 + 2, tiles_w * 4 + 2), input row 0 at padded row pad.h.
-template <typename T>
+// (N, C, tiles_h * out + 6 - out, tiles_w * out + 6 - out), input row 0 at padded row pad.h.
+template <typename F, typename T>
 void pad_input(const Conv2dParams& p, const WinogradDims& d, const T* x, T* x_pad) {
-  const int64_t hp = d.tiles_h * kOut + 2, wp = d.tiles_w * kOut + 2;
+  const int64_t hp = d.tiles_h * F::kOut + kAlpha - F::kOut;
+  const int64_t wp = d.tiles_w * F::kOut + kAlpha - F::kOut;
 #pragma omp parallel for schedule(static)
   for (int64_t plane = 0; plane < p.N * p.C; ++plane) {
     const T* src = x + plane * d.HW;
@@ -403,9 +467,9 @@ void pad_input(const Conv2dParams& p, const WinogradDims& d, const T* x, T* x_pa
 }
 
 // dy (N, K, P, Q) with zeros to whole tiles: (N, K, tiles_h * 4, tiles_w * 4).
-template <typename T>
+template <typename F, typename T>
 void pad_gradient(const Conv2dParams& p, const WinogradDims& d, const T* dy, T* dy_pad) {
-  const int64_t hp = d.tiles_h * kOut, wp = d.tiles_w * kOut;
+  const int64_t hp = d.tiles_h * F::kOut, wp = d.tiles_w * F::kOut;
 #pragma omp parallel for schedule(static)
   for (int64_t plane = 0; plane < p.N * p.K; ++plane) {
     const T* src = dy + plane * d.PQ;
@@ -418,17 +482,17 @@ void pad_gradient(const Conv2dParams& p, const WinogradDims& d, const T* dy, T* 
   }
 }
 
-}  // namespace
-
-template <typename T>
-void conv2d_backward_weight_winograd(const Conv2dParams& p, const T* x, const T* dy, T* dw) {
+template <typename F, typename T>
+void backward_weight(const Conv2dParams& p, const T* x, const T* dy, T* dw) {
+  constexpr int kTaps = F::kTaps;
   using Vec = typename Simd<T>::Vec;
   constexpr int L = Simd<T>::kLanes, NR = Tile<T>::kNr;
   const int threads = max_threads();
-  const WinogradDims d = winograd_dims<T>(p, threads);
-  const int64_t xh = d.tiles_h * kOut + 2, xw = d.tiles_w * kOut + 2;  // padded x plane
-  const int64_t gh = d.tiles_h * kOut, gw = d.tiles_w * kOut;          // padded dy plane
-  const int64_t Cn = round_up(d.Cg, NR);                               // channels in whole B panels
+  const WinogradDims d = winograd_dims<F, T>(p, threads);
+  const int64_t xh = d.tiles_h * F::kOut + kAlpha - F::kOut;  // padded x plane
+  const int64_t xw = d.tiles_w * F::kOut + kAlpha - F::kOut;
+  const int64_t gh = d.tiles_h * F::kOut, gw = d.tiles_w * F::kOut;  // padded dy plane
+  const int64_t Cn = round_up(d.Cg, NR);                             // channels in whole B panels
   // Tiles per block: as many as kGradientBlockBytes holds, at most kMaxGradientBlock.
   const int64_t per_tile = static_cast<int64_t>(sizeof(T)) * kPoints * (Cn + d.Kp);
   const int64_t block =
@@ -439,8 +503,8 @@ void conv2d_backward_weight_winograd(const Conv2dParams& p, const T* x, const T*
   const int team = static_cast<int>(std::min<int64_t>(threads, kPoints));
   Scratch<T> x_pad(p.N * p.C * xh * xw), dy_pad(p.N * p.K * gh * gw);
   Scratch<T> v(kPoints * v_xi), yt(kPoints * yt_xi), m(kPoints * m_xi);
-  pad_input(p, d, x, x_pad.get());
-  pad_gradient(p, d, dy, dy_pad.get());
+  pad_input<F>(p, d, x, x_pad.get());
+  pad_gradient<F>(p, d, dy, dy_pad.get());
 
   for (int64_t g = 0; g < p.groups; ++g) {
     for (int64_t b = 0; b < blocks; ++b) {
@@ -452,7 +516,7 @@ void conv2d_backward_weight_winograd(const Conv2dParams& p, const T* x, const T*
 #pragma omp for schedule(static)
         for (int64_t t = 0; t < count; ++t) {
           const int64_t n = (t0 + t) / d.tiles_per_sample, within = (t0 + t) % d.tiles_per_sample;
-          const int64_t oh = within / d.tiles_w * kOut, ow = within % d.tiles_w * kOut;
+          const int64_t oh = within / d.tiles_w * F::kOut, ow = within % d.tiles_w * F::kOut;
           const T* x_t = x_pad.get() + (n * p.C + g * d.Cg) * xh * xw + oh * xw + ow;
           alignas(kVectorBytes) T patch[kPoints][L];
           for (int64_t c0 = 0; c0 < Cn; c0 += L) {
@@ -481,27 +545,30 @@ void conv2d_backward_weight_winograd(const Conv2dParams& p, const T* x, const T*
 #pragma omp for schedule(static)
         for (int64_t item = 0; item < d.Kp / kMr * lane_groups; ++item) {
           const int64_t panel = item / lane_groups, lane0 = item % lane_groups * L;
-          alignas(kVectorBytes) T tile[kOut * kOut][L];
+          alignas(kVectorBytes) T tile[F::kOut * F::kOut][L];
           alignas(kVectorBytes) T interleaved[kPoints][L * kMr];
           for (int r = 0; r < kMr; ++r) {
             const int64_t k = panel * kMr + r;
             for (int l = 0; l < L; ++l) {
               const int64_t t = t0 + lane0 + l;
               if (k >= d.Kg || lane0 + l >= count) {
-                for (int i = 0; i < kOut * kOut; ++i) tile[i][l] = T(0);
+                for (int i = 0; i < F::kOut * F::kOut; ++i) tile[i][l] = T(0);
                 continue;
               }
               const int64_t n = t / d.tiles_per_sample, within = t % d.tiles_per_sample;
-              const int64_t oh = within / d.tiles_w * kOut, ow = within % d.tiles_w * kOut;
+              const int64_t oh = within / d.tiles_w * F::kOut, ow = within % d.tiles_w * F::kOut;
               const T* src = dy_pad.get() + (n * p.K + g * d.Kg + k) * gh * gw + oh * gw + ow;
-              for (int i = 0; i < kOut; ++i) {
-                for (int j = 0; j < kOut; ++j) tile[i * kOut + j][l] = src[i * gw + j];
+              for (int i = 0; i < F::kOut; ++i) {
+                for (int j = 0; j < F::kOut; ++j) tile[i * F::kOut + j][l] = src[i * gw + j];
               }
             }
-            Vec in[kOut * kOut], half[kAlpha * kOut], out[kPoints];
-            for (int i = 0; i < kOut * kOut; ++i) in[i] = *reinterpret_cast<const Vec*>(tile[i]);
-            for (int j = 0; j < kOut; ++j) gradient_1d(in + j, kOut, half + j, kOut);  // columns
-            for (int a = 0; a < kAlpha; ++a) gradient_1d(half + a * kOut, 1, out + a * kAlpha, 1);
+            Vec in[F::kOut * F::kOut], half[kAlpha * F::kOut], out[kPoints];
+            for (int i = 0; i < F::kOut * F::kOut; ++i)
+              in[i] = *reinterpret_cast<const Vec*>(tile[i]);
+            for (int j = 0; j < F::kOut; ++j)
+              F::gradient_1d(in + j, F::kOut, half + j, F::kOut);  // columns
+            for (int a = 0; a < kAlpha; ++a)
+              F::gradient_1d(half + a * F::kOut, 1, out + a * kAlpha, 1);
             for (int xi = 0; xi < kPoints; ++xi) {
               for (int l = 0; l < L; ++l) interleaved[xi][l * kMr + r] = out[xi][l];
             }
@@ -531,7 +598,7 @@ void conv2d_backward_weight_winograd(const Conv2dParams& p, const T* x, const T*
       }
     }
     // dw[k][c] = G^T M[k][c] G: vectors of channels.
-    T* dw_g = dw + g * d.Kg * d.Cg * 9;
+    T* dw_g = dw + g * d.Kg * d.Cg * kTaps * kTaps;
 #pragma omp parallel for num_threads(threads) schedule(static)
     for (int64_t k = 0; k < d.Kg; ++k) {
       for (int64_t c0 = 0; c0 < d.Cg; c0 += L) {
@@ -541,17 +608,38 @@ void conv2d_backward_weight_winograd(const Conv2dParams& p, const T* x, const T*
           const T* src = m.get() + (xi * d.Kg + k) * d.Cg + c0;
           for (int l = 0; l < lanes; ++l) in_lanes[xi][l] = src[l];
         }
-        Vec in[kPoints], half[3 * kAlpha], out[9];
+        Vec in[kPoints], half[kTaps * kAlpha], out[kTaps * kTaps];
         for (int i = 0; i < kPoints; ++i) in[i] = *reinterpret_cast<const Vec*>(in_lanes[i]);
-        for (int b = 0; b < kAlpha; ++b) weight_1d(in + b, kAlpha, half + b, kAlpha);  // columns
-        for (int r = 0; r < 3; ++r) weight_1d(half + r * kAlpha, 1, out + r * 3, 1);
-        alignas(kVectorBytes) T taps[9][L];
-        for (int i = 0; i < 9; ++i) *reinterpret_cast<Vec*>(taps[i]) = out[i];
+        for (int b = 0; b < kAlpha; ++b) F::weight_1d(in + b, kAlpha, half + b, kAlpha);  // columns
+        for (int r = 0; r < kTaps; ++r) F::weight_1d(half + r * kAlpha, 1, out + r * kTaps, 1);
+        alignas(kVectorBytes) T taps[kTaps * kTaps][L];
+        for (int i = 0; i < kTaps * kTaps; ++i) *reinterpret_cast<Vec*>(taps[i]) = out[i];
         for (int l = 0; l < lanes; ++l) {
-          for (int i = 0; i < 9; ++i) dw_g[(k * d.Cg + c0 + l) * 9 + i] = taps[i][l];
+          for (int i = 0; i < kTaps * kTaps; ++i)
+            dw_g[(k * d.Cg + c0 + l) * kTaps * kTaps + i] = taps[i][l];
         }
       }
     }
+  }
+}
+
+}  // namespace
+
+template <typename T>
+void conv2d_forward_winograd(const Conv2dParams& p, const T* x, const T* w, const T* b, T* y) {
+  if (p.R == 3) {
+    forward<F4x3>(p, x, w, b, y);
+  } else {
+    forward<F2x5>(p, x, w, b, y);
+  }
+}
+
+template <typename T>
+void conv2d_backward_weight_winograd(const Conv2dParams& p, const T* x, const T* dy, T* dw) {
+  if (p.R == 3) {
+    backward_weight<F4x3>(p, x, dy, dw);
+  } else {
+    backward_weight<F2x5>(p, x, dy, dw);
   }
 }
 

@@ -1,4 +1,4 @@
-"""Winograd F(4x4, 3x3) convolution: results, rounding error bound, and when it is chosen.
+"""Winograd convolution, F(4x4, 3x3) and F(2x2, 5x5): results, error bound, when it is chosen.
 
 The float32 bound: |y - y_exact| <= 64 eps max sum_c,r,s |x w|, the maximum taken over the
 output's plane (sample, filter): a tile's rounding error follows the size of the whole tile's
@@ -25,24 +25,31 @@ from convkernels import reference as ref
 EPS32 = np.finfo(np.float32).eps
 BOUND_EPS = 64
 
-# (N, C, H, W, K, padding, groups): partial tiles, non-square, every padding Winograd takes,
+# (N, C, H, W, K, R, padding, groups): partial tiles, non-square, every padding Winograd takes,
 # groups, filter and channel counts that fill no register tile, more tiles than one block.
 SHAPES = [
-    (2, 32, 13, 13, 40, 1, 1),
-    (3, 17, 9, 14, 7, 0, 1),
-    (1, 33, 7, 7, 35, 2, 1),
-    (2, 64, 6, 11, 64, 1, 2),
-    (5, 8, 20, 20, 13, 1, 1),
-    (1, 5, 1, 1, 3, 1, 1),
-    (2, 6, 4, 5, 9, 2, 3),
+    (2, 32, 13, 13, 40, 3, 1, 1),
+    (3, 17, 9, 14, 7, 3, 0, 1),
+    (1, 33, 7, 7, 35, 3, 2, 1),
+    (2, 64, 6, 11, 64, 3, 1, 2),
+    (5, 8, 20, 20, 13, 3, 1, 1),
+    (1, 5, 1, 1, 3, 3, 1, 1),
+    (2, 6, 4, 5, 9, 3, 2, 3),
+    (2, 32, 16, 16, 32, 5, 2, 1),
+    (3, 17, 9, 14, 7, 5, 0, 1),
+    (1, 33, 7, 7, 35, 5, 4, 1),
+    (2, 64, 6, 11, 64, 5, 2, 2),
+    (5, 8, 21, 20, 13, 5, 1, 1),
+    (2, 3, 1, 1, 4, 5, 2, 1),
 ]
+IDS = [f"{s[5]}x{s[5]}-" + "-".join(map(str, s[:5] + s[6:])) for s in SHAPES]
 
 
 def make(shape, dtype, rng, positive=False):
-    N, C, H, W, K, padding, groups = shape
+    N, C, H, W, K, R, padding, groups = shape
     draw = rng.random if positive else rng.standard_normal
     x = draw((N, C, H, W)).astype(dtype)
-    w = draw((K, C // groups, 3, 3)).astype(dtype)
+    w = draw((K, C // groups, R, R)).astype(dtype)
     return x, w, {"padding": padding, "groups": groups}
 
 
@@ -53,20 +60,20 @@ def assert_within_winograd_bound(actual, exact, l1, what):
     assert worst <= BOUND_EPS, f"{what}: error {worst:.1f} eps x sum|x w| exceeds {BOUND_EPS}"
 
 
-@pytest.mark.parametrize("shape", SHAPES)
+@pytest.mark.parametrize("shape", SHAPES, ids=IDS)
 def test_forward_float64_matches_reference(shape):
     rng = np.random.default_rng(0)
     x, w, kw = make(shape, np.float64, rng)
     b = rng.standard_normal(shape[4])
     snapshot = unchanged(x, w, b)
     expected = ref.conv2d(x, w, b, **kw)
-    taps = w.shape[1] * 9
+    taps = w[0].size
     for label, y in each_isa(lambda: ck.conv2d(x, w, b, **kw), ("winograd",)).items():
         assert_close(y, expected, np.float64, taps + 1, f"forward [{label}]")
     snapshot.check()
 
 
-@pytest.mark.parametrize("shape", SHAPES)
+@pytest.mark.parametrize("shape", SHAPES, ids=IDS)
 @pytest.mark.parametrize("positive", [False, True], ids=["normal", "positive"])
 def test_forward_float32_error_is_bounded(shape, positive):
     rng = np.random.default_rng(1)
@@ -79,8 +86,8 @@ def test_forward_float32_error_is_bounded(shape, positive):
         assert_within_winograd_bound(y, exact, l1, f"forward [{label}]")
 
 
-# Backward-input runs Winograd as a forward convolution of dy padded by 2 - padding.
-@pytest.mark.parametrize("shape", [s for s in SHAPES if s[5] <= 2])
+# Backward-input runs Winograd as a forward convolution of dy padded by R - 1 - padding.
+@pytest.mark.parametrize("shape", [s for s in SHAPES if s[6] <= s[5] - 1])
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_backward_input(shape, dtype):
     rng = np.random.default_rng(2)
@@ -92,12 +99,13 @@ def test_backward_input(shape, dtype):
     run = lambda: ck.conv2d_backward_input(dy, w, x.shape, **kw)  # noqa: E731
     for label, dx in each_isa(run, ("winograd",)).items():
         if dtype == np.float64:
-            assert_close(dx, exact, dtype, shape[4] // shape[6] * 9, f"backward input [{label}]")
+            taps = shape[4] // shape[7] * shape[5] ** 2
+            assert_close(dx, exact, dtype, taps, f"backward input [{label}]")
         else:
             assert_within_winograd_bound(dx, exact, l1, f"backward input [{label}]")
 
 
-@pytest.mark.parametrize("shape", SHAPES)
+@pytest.mark.parametrize("shape", SHAPES, ids=IDS)
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_backward_weight(shape, dtype):
     rng = np.random.default_rng(6)
@@ -119,9 +127,10 @@ def test_backward_weight(shape, dtype):
     snapshot.check()
 
 
-def test_backward_weight_gradient_check():
+@pytest.mark.parametrize("R", [3, 5])
+def test_backward_weight_gradient_check(R):
     rng = np.random.default_rng(7)
-    x, w, kw = make((2, 32, 9, 9, 32, 1, 1), np.float64, rng)
+    x, w, kw = make((2, 32, 9, 9, 32, R, R // 2, 1), np.float64, rng)
     with using_conv_algorithm("winograd"):
         directional_gradcheck(
             lambda w_: ck.conv2d(x, w_, **kw),
@@ -135,15 +144,20 @@ def test_backward_weight_gradient_check():
 def test_auto_chooses_winograd_for_wide_3x3_layers_only():
     rng = np.random.default_rng(3)
     results = {}
-    shapes = {"wide": (2, 32, 13, 13, 32, 1, 1), "narrow": (2, 8, 13, 13, 8, 1, 1)}
+    shapes = {
+        "wide 3x3": (2, 32, 13, 13, 32, 3, 1, 1),
+        "wide 5x5": (2, 32, 12, 12, 48, 5, 2, 1),
+        "narrow": (2, 8, 13, 13, 8, 3, 1, 1),
+    }
     for name, shape in shapes.items():
         x, w, kw = make(shape, np.float32, rng)
         for algorithm in ("auto", "winograd", "gemm"):
             with using_conv_algorithm(algorithm):
                 results[name, algorithm] = ck.conv2d(x, w, **kw)
     # Different algorithms round differently, so equal bits show which one ran.
-    np.testing.assert_array_equal(results["wide", "auto"], results["wide", "winograd"])
-    assert not np.array_equal(results["wide", "gemm"], results["wide", "winograd"])
+    for wide in ("wide 3x3", "wide 5x5"):
+        np.testing.assert_array_equal(results[wide, "auto"], results[wide, "winograd"])
+        assert not np.array_equal(results[wide, "gemm"], results[wide, "winograd"])
     assert not np.array_equal(results["narrow", "auto"], results["narrow", "winograd"])
 
 
@@ -160,19 +174,22 @@ def test_forced_winograd_leaves_other_shapes_to_auto(kw):
         np.testing.assert_array_equal(ck.conv2d(x, w, **kw), expected)
 
 
-def test_results_do_not_depend_on_thread_count():
+@pytest.mark.parametrize("R", [3, 5])
+def test_results_do_not_depend_on_thread_count(R):
     rng = np.random.default_rng(5)
-    x, w, kw = make((5, 32, 20, 20, 40, 1, 1), np.float32, rng)
+    x, w, kw = make((5, 32, 20, 20, 40, R, R // 2, 1), np.float32, rng)
     before = ck.get_num_threads()
     try:
         with using_conv_algorithm("winograd"):
             ck.set_num_threads(1)
-            one = ck.conv2d(x, w, **kw)
+            dy = np.ones((5, 40, 20, 20), np.float32)
+            one = [ck.conv2d(x, w, **kw), ck.conv2d_backward_weight(x, dy, w.shape, **kw)]
             ck.set_num_threads(2)
-            two = ck.conv2d(x, w, **kw)
+            two = [ck.conv2d(x, w, **kw), ck.conv2d_backward_weight(x, dy, w.shape, **kw)]
     finally:
         ck.set_num_threads(before)
-    np.testing.assert_array_equal(one, two)
+    for a, b in zip(one, two):
+        np.testing.assert_array_equal(a, b)
 
 
 def test_conv_algorithm_setting_round_trips():
