@@ -151,13 +151,13 @@ bool forward_is_direct(const Conv2dParams& p) {
 }
 
 // Backward-weight by Winograd where the forward would use it and each tile's share of the GEMM,
-// ~Kg Cg, outweighs its transforms, ~Kg + Cg: Kg Cg / (Kg + Cg) >= 32. Measured (2 threads):
-// AlexNet conv2 (5x5, Kg 128, Cg 48: 35) 1.2x and conv3-5 (77-154) 1.5-1.8x faster than the GEMM;
-// CIFAR c3 (5x5, 64 and 32: 21) 1.1x slower than the dot products.
+// ~Kg Cg, outweighs its transforms, ~Kg + Cg: Kg Cg / (Kg + Cg) >= 20. Measured (2 threads):
+// AlexNet conv2-5 (35-154) 1.2-1.8x faster than the GEMM, CIFAR c3 (5x5, 64 and 32: 21) 1.3x
+// faster than the dot products; CIFAR c2 (32 and 32: 16) 1.6x slower.
 bool backward_weight_is_winograd(const Conv2dParams& p) {
   const int64_t Kg = p.K / p.groups, Cg = p.C / p.groups;
   return forward_is_winograd(p) &&
-         (conv_algorithm() == ConvAlgorithm::kWinograd || Kg * Cg >= 32 * (Kg + Cg));
+         (conv_algorithm() == ConvAlgorithm::kWinograd || Kg * Cg >= 20 * (Kg + Cg));
 }
 
 // Backward-input with stride 1 is the forward convolution of dy with the filters flipped in both

@@ -437,10 +437,11 @@ void forward(const Conv2dParams& p, const T* x, const T* w, const T* b, T* y) {
 // and the products summed over tiles are the transformed gradient:
 //   M_xi (Kg, Cg) = sum over tiles  Yt_xi (Kg, tiles) Vt_xi (tiles, Cg),   dw = G^T M G.
 // (F(4x4, 3x3) transposed: y = A^T [(G g) .* (B^T d)] gives dg = G^T [(A dy) .* (B^T d)].)
-// Tiles go in blocks; per block the team transforms dy (vectors of tiles, Yt_xi's rows) and x
-// (vectors of channels, Vt_xi's rows) into shared buffers, then each thread adds the products
-// of its own positions xi with the packed GEMM. Every M_xi is summed by one thread in block
-// order, so results do not depend on the thread count.
+// Tiles go in blocks; per block the team transforms x and dy into the micro-kernel's packed
+// layouts in shared buffers, then each thread adds the products of its own positions xi. Every
+// M_xi is summed by one thread in block order, so results do not depend on the thread count.
+// One operand goes in the A panels (kMr rows, written with scalar stores through a local
+// buffer), the other in the B panels (NR columns, vector stores); see x_in_a.
 
 constexpr int64_t kGradientBlockBytes = 48 << 20;  // a block's transformed x and dy, at most
 constexpr int64_t kMaxGradientBlock = 512;         // tiles: the micro-kernel's B panels stay in L2
@@ -482,141 +483,205 @@ void pad_gradient(const Conv2dParams& p, const WinogradDims& d, const T* dy, T* 
   }
 }
 
+// One operand of the backward-weight products: x's 6x6 patches (transformed by B^T . B) or
+// dy's m x m tiles (A . A^T), of one group, read from the zero-padded planes above.
+template <typename F, typename T, int Side>
+struct GradientOperand {
+  using Vec = typename Simd<T>::Vec;
+  static constexpr int side = Side;  // kAlpha for x, F::kOut for dy
+  const T* planes;
+  int64_t channels;     // of the whole tensor (C or K)
+  int64_t first, rows;  // the group's first channel and its channel count (Cg or Kg)
+  int64_t plane_h, plane_w;
+  const WinogradDims* d;
+
+  // The corner of tile t's patch in the group's first channel; channel `row` is
+  // row * plane_size() further.
+  const T* tile(int64_t t) const {
+    const int64_t n = t / d->tiles_per_sample, within = t % d->tiles_per_sample;
+    const int64_t oh = within / d->tiles_w * F::kOut, ow = within % d->tiles_w * F::kOut;
+    return planes + ((n * channels + first) * plane_h + oh) * plane_w + ow;
+  }
+  int64_t plane_size() const { return plane_h * plane_w; }
+  // lanes[i][l] = element i of the patch of lane l (nullptr: zeros), then out = its transform.
+  void transform(const T* const* sources, Vec* out) const {
+    constexpr int L = Simd<T>::kLanes;
+    alignas(kVectorBytes) T lanes[kPoints][L];
+    for (int l = 0; l < L; ++l) {
+      const T* src = sources[l];
+      for (int i = 0; i < side; ++i) {
+        for (int j = 0; j < side; ++j) lanes[i * side + j][l] = src ? src[i * plane_w + j] : T(0);
+      }
+    }
+    Vec in[kPoints], half[kPoints];
+    for (int i = 0; i < side * side; ++i) in[i] = *reinterpret_cast<const Vec*>(lanes[i]);
+    if constexpr (Side == kAlpha) {
+      for (int j = 0; j < kAlpha; ++j) input_1d(in + j, kAlpha, half + j, kAlpha);  // columns
+      for (int a = 0; a < kAlpha; ++a) input_1d(half + a * kAlpha, 1, out + a * kAlpha, 1);
+    } else {
+      constexpr int m = F::kOut;
+      for (int j = 0; j < m; ++j) F::gradient_1d(in + j, m, half + j, m);  // columns
+      for (int a = 0; a < kAlpha; ++a) F::gradient_1d(half + a * m, 1, out + a * kAlpha, 1);
+    }
+  }
+};
+
+// The block's tiles t0 .. t0 + count of `op` in the micro-kernel's packed B layout,
+// b[xi][panel][t][j] = transform of channel panel * NR + j, tile t0 + t (zero past the last
+// channel): vectors of channels. `stride` tiles per panel. Inside a parallel region.
+template <typename T, typename Operand>
+void pack_operand_b(const Operand& op, int64_t t0, int64_t count, int64_t stride, T* b) {
+  using Vec = typename Simd<T>::Vec;
+  constexpr int L = Simd<T>::kLanes, NR = Tile<T>::kNr;
+  const int64_t padded = round_up(op.rows, NR), xi_size = padded * stride;
+#pragma omp for schedule(static)
+  for (int64_t t = 0; t < count; ++t) {
+    const T* tile = op.tile(t0 + t);
+    for (int64_t r0 = 0; r0 < padded; r0 += L) {
+      const T* sources[L];
+      for (int l = 0; l < L; ++l) {
+        sources[l] = r0 + l < op.rows ? tile + (r0 + l) * op.plane_size() : nullptr;
+      }
+      Vec out[kPoints];
+      op.transform(sources, out);
+      T* dst = b + (r0 / NR) * stride * NR + t * NR + r0 % NR;
+      for (int xi = 0; xi < kPoints; ++xi) *reinterpret_cast<Vec*>(dst + xi * xi_size) = out[xi];
+    }
+  }
+}
+
+// The same in the packed A layout, a[xi][panel][t][r] = transform of channel panel * kMr + r:
+// vectors of tiles, a panel's kMr channels interleaved in a local buffer so that each of the
+// 36 destinations gets whole cache lines (scattered scalar stores were 2x slower than the
+// whole GEMM).
+template <typename T, typename Operand>
+void pack_operand_a(const Operand& op, int64_t t0, int64_t count, int64_t stride, T* a) {
+  using Vec = typename Simd<T>::Vec;
+  constexpr int L = Simd<T>::kLanes;
+  const int64_t panels = ceil_div(op.rows, kMr), xi_size = panels * kMr * stride;
+  const int64_t lane_groups = ceil_div(count, L);
+#pragma omp for schedule(static)
+  for (int64_t item = 0; item < panels * lane_groups; ++item) {
+    const int64_t panel = item / lane_groups, lane0 = item % lane_groups * L;
+    alignas(kVectorBytes) T interleaved[kPoints][L * kMr];
+    const T* tiles[L];
+    for (int l = 0; l < L; ++l) tiles[l] = lane0 + l < count ? op.tile(t0 + lane0 + l) : nullptr;
+    for (int r = 0; r < kMr; ++r) {
+      const int64_t row = panel * kMr + r;
+      const T* sources[L];
+      for (int l = 0; l < L; ++l) {
+        sources[l] = row < op.rows && tiles[l] ? tiles[l] + row * op.plane_size() : nullptr;
+      }
+      Vec out[kPoints];
+      op.transform(sources, out);
+      for (int xi = 0; xi < kPoints; ++xi) {
+        for (int l = 0; l < L; ++l) interleaved[xi][l * kMr + r] = out[xi][l];
+      }
+    }
+    T* dst = a + panel * stride * kMr + lane0 * kMr;
+    for (int xi = 0; xi < kPoints; ++xi) {
+      for (int i = 0; i < kMr; ++i) {
+        reinterpret_cast<Vec*>(dst + xi * xi_size)[i] =
+            reinterpret_cast<const Vec*>(interleaved[xi])[i];
+      }
+    }
+  }
+}
+
+// M_xi (a.rows, b.rows) = sum over all tiles of A_xi B_xi, the tiles in blocks: the team packs
+// a block of both operands, then each thread multiplies its own positions xi.
+template <typename T, typename OperandA, typename OperandB>
+void sum_products(const WinogradDims& d, const OperandA& a_op, const OperandB& b_op, T* m) {
+  constexpr int L = Simd<T>::kLanes, NR = Tile<T>::kNr;
+  const int64_t a_rows = round_up(a_op.rows, kMr), b_rows = round_up(b_op.rows, NR);
+  // Tiles per block: as many as kGradientBlockBytes holds, at most kMaxGradientBlock.
+  const int64_t per_tile = static_cast<int64_t>(sizeof(T)) * kPoints * (a_rows + b_rows);
+  const int64_t block =
+      std::max<int64_t>(1, std::min({d.tiles, kMaxGradientBlock, kGradientBlockBytes / per_tile}));
+  const int64_t blocks = ceil_div(d.tiles, block);
+  const int64_t stride = round_up(block, L);  // tiles per packed panel, whole vectors
+  const int64_t a_xi = a_rows * stride, b_xi = b_rows * stride;
+  const int64_t ldm = b_op.rows, m_xi = a_op.rows * b_op.rows;
+  const int team = static_cast<int>(std::min<int64_t>(max_threads(), kPoints));
+  Scratch<T> a(kPoints * a_xi), b(kPoints * b_xi);
+  for (int64_t blk = 0; blk < blocks; ++blk) {
+    const int64_t t0 = blk * block, count = std::min(block, d.tiles - t0);
+#pragma omp parallel num_threads(team)
+    {
+      pack_operand_a<T>(a_op, t0, count, stride, a.get());
+      pack_operand_b<T>(b_op, t0, count, stride, b.get());
+      // M_xi (+)= A_xi B_xi, each position by one thread in block order (the implicit barrier
+      // above finished both transforms).
+#pragma omp for schedule(static)
+      for (int xi = 0; xi < kPoints; ++xi) {
+        for (int64_t ir = 0; ir < a_rows; ir += kMr) {
+          const int mr = static_cast<int>(std::min<int64_t>(kMr, a_op.rows - ir));
+          for (int64_t jr = 0; jr < b_rows; jr += NR) {
+            const int nr = static_cast<int>(std::min<int64_t>(NR, b_op.rows - jr));
+            micro_kernel(count, a.get() + xi * a_xi + ir * stride,
+                         b.get() + xi * b_xi + jr * stride, m + xi * m_xi + ir * ldm + jr, ldm, mr,
+                         nr, blk > 0);
+          }
+        }
+      }
+    }
+  }
+}
+
 template <typename F, typename T>
 void backward_weight(const Conv2dParams& p, const T* x, const T* dy, T* dw) {
   constexpr int kTaps = F::kTaps;
   using Vec = typename Simd<T>::Vec;
-  constexpr int L = Simd<T>::kLanes, NR = Tile<T>::kNr;
+  constexpr int L = Simd<T>::kLanes;
   const int threads = max_threads();
   const WinogradDims d = winograd_dims<F, T>(p, threads);
   const int64_t xh = d.tiles_h * F::kOut + kAlpha - F::kOut;  // padded x plane
   const int64_t xw = d.tiles_w * F::kOut + kAlpha - F::kOut;
   const int64_t gh = d.tiles_h * F::kOut, gw = d.tiles_w * F::kOut;  // padded dy plane
-  const int64_t Cn = round_up(d.Cg, NR);                             // channels in whole B panels
-  // Tiles per block: as many as kGradientBlockBytes holds, at most kMaxGradientBlock.
-  const int64_t per_tile = static_cast<int64_t>(sizeof(T)) * kPoints * (Cn + d.Kp);
-  const int64_t block =
-      std::max<int64_t>(1, std::min({d.tiles, kMaxGradientBlock, kGradientBlockBytes / per_tile}));
-  const int64_t blocks = ceil_div(d.tiles, block);
-  const int64_t stride = round_up(block, L);  // tiles per packed panel, whole vectors
-  const int64_t v_xi = Cn * stride, yt_xi = d.Kp * stride, m_xi = d.Kg * d.Cg;
-  const int team = static_cast<int>(std::min<int64_t>(threads, kPoints));
   Scratch<T> x_pad(p.N * p.C * xh * xw), dy_pad(p.N * p.K * gh * gw);
-  Scratch<T> v(kPoints * v_xi), yt(kPoints * yt_xi), m(kPoints * m_xi);
   pad_input<F>(p, d, x, x_pad.get());
   pad_gradient<F>(p, d, dy, dy_pad.get());
-
+  using XOperand = GradientOperand<F, T, kAlpha>;
+  using DyOperand = GradientOperand<F, T, F::kOut>;
+  XOperand xs{x_pad.get(), p.C, 0, d.Cg, xh, xw, &d};
+  DyOperand dys{dy_pad.get(), p.K, 0, d.Kg, gh, gw, &d};
+  // M_xi (A rows, B rows): dw's transform, or its transpose when x is in A.
+  // x in A for 5x5 layers with fewer channels than filters: dy's 2x2 tiles are cheap to
+  // transform, and the scalar-store side then has fewer rows (CIFAR c3 1.4x, AlexNet conv2
+  // 1.05x faster). For AlexNet conv3 (3x3, 256 channels, 384 filters) it was 1.05x slower.
+  const bool x_in_a = F::kOut == 2 && d.Cg < d.Kg;
+  const int64_t ldm = x_in_a ? d.Kg : d.Cg, m_xi = d.Kg * d.Cg;
+  Scratch<T> m(kPoints * m_xi);
   for (int64_t g = 0; g < p.groups; ++g) {
-    for (int64_t b = 0; b < blocks; ++b) {
-      const int64_t t0 = b * block, count = std::min(block, d.tiles - t0);
-#pragma omp parallel num_threads(team)
-      {
-        // Vt_xi in the micro-kernel's packed B layout, v[xi][panel][t][j] = (B^T d B)[xi] of
-        // channel panel * NR + j, tile t0 + t: vectors of channels, zero past the last.
-#pragma omp for schedule(static)
-        for (int64_t t = 0; t < count; ++t) {
-          const int64_t n = (t0 + t) / d.tiles_per_sample, within = (t0 + t) % d.tiles_per_sample;
-          const int64_t oh = within / d.tiles_w * F::kOut, ow = within % d.tiles_w * F::kOut;
-          const T* x_t = x_pad.get() + (n * p.C + g * d.Cg) * xh * xw + oh * xw + ow;
-          alignas(kVectorBytes) T patch[kPoints][L];
-          for (int64_t c0 = 0; c0 < Cn; c0 += L) {
-            for (int l = 0; l < L; ++l) {
-              const T* src = x_t + (c0 + l) * xh * xw;
-              const bool inside = c0 + l < d.Cg;
-              for (int i = 0; i < kAlpha; ++i) {
-                for (int j = 0; j < kAlpha; ++j) {
-                  patch[i * kAlpha + j][l] = inside ? src[i * xw + j] : T(0);
-                }
-              }
-            }
-            Vec in[kPoints], half[kPoints], out[kPoints];
-            for (int i = 0; i < kPoints; ++i) in[i] = *reinterpret_cast<const Vec*>(patch[i]);
-            for (int j = 0; j < kAlpha; ++j) input_1d(in + j, kAlpha, half + j, kAlpha);
-            for (int a = 0; a < kAlpha; ++a) input_1d(half + a * kAlpha, 1, out + a * kAlpha, 1);
-            T* dst = v.get() + (c0 / NR) * stride * NR + t * NR + c0 % NR;
-            for (int xi = 0; xi < kPoints; ++xi) *reinterpret_cast<Vec*>(dst + xi * v_xi) = out[xi];
-          }
-        }
-        // Yt_xi in the packed A layout, yt[xi][panel][t][r] = (A dy A^T)[xi] of filter
-        // panel * kMr + r, tile t0 + t: vectors of tiles, a panel's kMr filters interleaved
-        // in a local buffer so that each of the 36 destinations gets whole cache lines
-        // (scattered scalar stores were 2x slower than the whole GEMM).
-        const int64_t lane_groups = ceil_div(count, L);
-#pragma omp for schedule(static)
-        for (int64_t item = 0; item < d.Kp / kMr * lane_groups; ++item) {
-          const int64_t panel = item / lane_groups, lane0 = item % lane_groups * L;
-          alignas(kVectorBytes) T tile[F::kOut * F::kOut][L];
-          alignas(kVectorBytes) T interleaved[kPoints][L * kMr];
-          for (int r = 0; r < kMr; ++r) {
-            const int64_t k = panel * kMr + r;
-            for (int l = 0; l < L; ++l) {
-              const int64_t t = t0 + lane0 + l;
-              if (k >= d.Kg || lane0 + l >= count) {
-                for (int i = 0; i < F::kOut * F::kOut; ++i) tile[i][l] = T(0);
-                continue;
-              }
-              const int64_t n = t / d.tiles_per_sample, within = t % d.tiles_per_sample;
-              const int64_t oh = within / d.tiles_w * F::kOut, ow = within % d.tiles_w * F::kOut;
-              const T* src = dy_pad.get() + (n * p.K + g * d.Kg + k) * gh * gw + oh * gw + ow;
-              for (int i = 0; i < F::kOut; ++i) {
-                for (int j = 0; j < F::kOut; ++j) tile[i * F::kOut + j][l] = src[i * gw + j];
-              }
-            }
-            Vec in[F::kOut * F::kOut], half[kAlpha * F::kOut], out[kPoints];
-            for (int i = 0; i < F::kOut * F::kOut; ++i)
-              in[i] = *reinterpret_cast<const Vec*>(tile[i]);
-            for (int j = 0; j < F::kOut; ++j)
-              F::gradient_1d(in + j, F::kOut, half + j, F::kOut);  // columns
-            for (int a = 0; a < kAlpha; ++a)
-              F::gradient_1d(half + a * F::kOut, 1, out + a * kAlpha, 1);
-            for (int xi = 0; xi < kPoints; ++xi) {
-              for (int l = 0; l < L; ++l) interleaved[xi][l * kMr + r] = out[xi][l];
-            }
-          }
-          T* dst = yt.get() + panel * stride * kMr + lane0 * kMr;
-          for (int xi = 0; xi < kPoints; ++xi) {
-            for (int i = 0; i < kMr; ++i) {
-              reinterpret_cast<Vec*>(dst + xi * yt_xi)[i] =
-                  reinterpret_cast<const Vec*>(interleaved[xi])[i];
-            }
-          }
-        }
-        // M_xi (+)= Yt_xi Vt_xi, each position by one thread in block order (the implicit
-        // barrier above finished both transforms).
-#pragma omp for schedule(static)
-        for (int xi = 0; xi < kPoints; ++xi) {
-          for (int64_t ir = 0; ir < d.Kp; ir += kMr) {
-            const T* a = yt.get() + xi * yt_xi + ir * stride;
-            const int mr = static_cast<int>(std::min<int64_t>(kMr, d.Kg - ir));
-            for (int64_t jr = 0; jr < Cn; jr += NR) {
-              const int nr = static_cast<int>(std::min<int64_t>(NR, d.Cg - jr));
-              micro_kernel(count, a, v.get() + xi * v_xi + jr * stride,
-                           m.get() + xi * m_xi + ir * d.Cg + jr, d.Cg, mr, nr, b > 0);
-            }
-          }
-        }
-      }
+    xs.first = g * d.Cg;
+    dys.first = g * d.Kg;
+    if (x_in_a) {
+      sum_products(d, xs, dys, m.get());
+    } else {
+      sum_products(d, dys, xs, m.get());
     }
-    // dw[k][c] = G^T M[k][c] G: vectors of channels.
+    // dw[k][c] = G^T M[k][c] G, vectors along M's rows (k for dw's transform, c for its
+    // transpose), so that the 36 loads per lane are contiguous.
     T* dw_g = dw + g * d.Kg * d.Cg * kTaps * kTaps;
 #pragma omp parallel for num_threads(threads) schedule(static)
-    for (int64_t k = 0; k < d.Kg; ++k) {
-      for (int64_t c0 = 0; c0 < d.Cg; c0 += L) {
-        const int lanes = static_cast<int>(std::min<int64_t>(L, d.Cg - c0));
+    for (int64_t row = 0; row < (x_in_a ? d.Cg : d.Kg); ++row) {
+      for (int64_t j0 = 0; j0 < ldm; j0 += L) {
+        const int lanes = static_cast<int>(std::min<int64_t>(L, ldm - j0));
         alignas(kVectorBytes) T in_lanes[kPoints][L] = {};
         for (int xi = 0; xi < kPoints; ++xi) {
-          const T* src = m.get() + (xi * d.Kg + k) * d.Cg + c0;
+          const T* src = m.get() + xi * m_xi + row * ldm + j0;
           for (int l = 0; l < lanes; ++l) in_lanes[xi][l] = src[l];
         }
         Vec in[kPoints], half[kTaps * kAlpha], out[kTaps * kTaps];
         for (int i = 0; i < kPoints; ++i) in[i] = *reinterpret_cast<const Vec*>(in_lanes[i]);
-        for (int b = 0; b < kAlpha; ++b) F::weight_1d(in + b, kAlpha, half + b, kAlpha);  // columns
+        for (int b = 0; b < kAlpha; ++b) F::weight_1d(in + b, kAlpha, half + b, kAlpha);
         for (int r = 0; r < kTaps; ++r) F::weight_1d(half + r * kAlpha, 1, out + r * kTaps, 1);
         alignas(kVectorBytes) T taps[kTaps * kTaps][L];
         for (int i = 0; i < kTaps * kTaps; ++i) *reinterpret_cast<Vec*>(taps[i]) = out[i];
         for (int l = 0; l < lanes; ++l) {
-          for (int i = 0; i < kTaps * kTaps; ++i)
-            dw_g[(k * d.Cg + c0 + l) * kTaps * kTaps + i] = taps[i][l];
+          const int64_t k = x_in_a ? j0 + l : row, c = x_in_a ? row : j0 + l;
+          T* dst = dw_g + (k * d.Cg + c) * kTaps * kTaps;
+          for (int i = 0; i < kTaps * kTaps; ++i) dst[i] = taps[i][l];
         }
       }
     }
