@@ -81,6 +81,7 @@ HEADERS = [
     "csrc/kernels.h",
     "csrc/dispatch.h",
     "csrc/im2col.h",
+    "csrc/gemm_micro_kernel.h",
     "csrc/op_bindings.h",
     f"{PUBLIC_INCLUDE}/convkernels.h",
 ]
