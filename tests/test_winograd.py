@@ -210,3 +210,23 @@ def test_set_conv_algorithm_rejects(name, exc):
     with pytest.raises(exc, match=r"^set_conv_algorithm: name "):
         ck.set_conv_algorithm(name)
     assert ck.get_conv_algorithm() == before
+
+
+@pytest.mark.parametrize("R", [3, 5])
+def test_non_finite_input_stays_within_its_tiles(R):
+    """A NaN or inf reaches every output whose window holds it (as in the direct sum), and
+    beyond those only the outputs of tiles whose 6x6 patch holds it (documented in README)."""
+    rng = np.random.default_rng(8)
+    x = rng.standard_normal((1, 32, 13, 13)).astype(np.float32)
+    w = rng.standard_normal((32, 32, R, R)).astype(np.float32)
+    x[0, 3, 6, 7] = np.inf
+    results = {}
+    for algorithm in ("gemm", "winograd"):
+        with using_conv_algorithm(algorithm):
+            results[algorithm] = ~np.isfinite(ck.conv2d(x, w, padding=R // 2))
+    assert np.all(results["winograd"] >= results["gemm"])  # a superset
+    side = 4 if R == 3 else 2  # outputs per tile side
+    rows, cols = np.nonzero(results["winograd"][0, 0])
+    # Patches are 6 wide and step by `side`: an input lies in at most ceil(6 / side) per axis.
+    most = -(-6 // side)
+    assert len(set(rows // side)) <= most and len(set(cols // side)) <= most
