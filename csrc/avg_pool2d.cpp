@@ -4,7 +4,12 @@
 // The divisor follows PyTorch: with count_include_pad, the window clipped to the padded input
 // (ceil_mode windows can hang past it); without, the number of taps inside the input.
 // Threads split the N * C planes, so overlapping windows in backward never race.
+//
+// 2x2 windows with stride 2 and no padding (LeNet's subsampling) take a vector path: rows of
+// outputs from pairs of input rows, adjacent columns separated by a shuffle. It adds and divides
+// in the general loop's order, so both give the same bits (and so does the CUDA kernel).
 #include <algorithm>
+#include <type_traits>
 
 #include "kernels.h"
 
@@ -28,11 +33,112 @@ T divisor(const Pool2dParams& p, const Window& h, const Window& w) {
   return p.count_include_pad ? T(h.padded * w.padded) : T((h.hi - h.lo) * (w.hi - w.lo));
 }
 
+// 2x2 windows, stride 2, no padding, every window inside the input.
+bool is_plain_2x2(const Pool2dParams& p) {
+  return p.kernel.h == 2 && p.kernel.w == 2 && p.stride.h == 2 && p.stride.w == 2 &&
+         p.pad.h == 0 && p.pad.w == 0 && 2 * p.P <= p.H && 2 * p.Q <= p.W;
+}
+
+// Vectors of N lanes of T, and shuffle masks (lane indices of the same width as T).
+template <typename T, int N>
+struct Lanes {
+  typedef T Vec __attribute__((vector_size(N * sizeof(T)), aligned(sizeof(T)), may_alias));
+  using Index = std::conditional_t<sizeof(T) == 4, int32_t, int64_t>;
+  typedef Index Mask __attribute__((vector_size(N * sizeof(T))));
+  static Mask pick(int first, int step) {  // lanes first, first + step, ... of (a, b)
+    Mask m;
+    for (int l = 0; l < N; ++l) m[l] = static_cast<Index>(first + l * step);
+    return m;
+  }
+  static Mask repeat(int first) {  // lanes first, first, first + 1, first + 1, ...
+    Mask m;
+    for (int l = 0; l < N; ++l) m[l] = static_cast<Index>(first + l / 2);
+    return m;
+  }
+};
+
+// Calls body(ow) for vectors of N outputs starting at ow, covering [0, Q): the last vector
+// overlaps the one before it instead of a scalar tail (it recomputes the same values).
+template <int N, typename Fn>
+void for_each_vector(int64_t Q, Fn body) {
+  for (int64_t ow = 0; ow + N <= Q; ow += N) body(ow);
+  if (Q % N != 0) body(Q - N);
+}
+
+template <typename T, int N>
+void avg_2x2_forward_plane(const Pool2dParams& p, const T* x_c, T* y_c) {
+  using V = typename Lanes<T, N>::Vec;
+  const auto even = Lanes<T, N>::pick(0, 2), odd = Lanes<T, N>::pick(1, 2);
+  const V zero = V{}, four = zero + T(4);
+  for (int64_t oh = 0; oh < p.P; ++oh) {
+    const T* top = x_c + 2 * oh * p.W;
+    const T* bottom = top + p.W;
+    for_each_vector<N>(p.Q, [&](int64_t ow) {
+      const V t0 = *reinterpret_cast<const V*>(top + 2 * ow);
+      const V t1 = *reinterpret_cast<const V*>(top + 2 * ow + N);
+      const V b0 = *reinterpret_cast<const V*>(bottom + 2 * ow);
+      const V b1 = *reinterpret_cast<const V*>(bottom + 2 * ow + N);
+      // The general loop's order: ((0 + x[0][0]) + x[0][1]) + x[1][0]) + x[1][1].
+      V sum = zero + __builtin_shuffle(t0, t1, even);
+      sum += __builtin_shuffle(t0, t1, odd);
+      sum += __builtin_shuffle(b0, b1, even);
+      sum += __builtin_shuffle(b0, b1, odd);
+      *reinterpret_cast<V*>(y_c + oh * p.Q + ow) = sum / four;
+    });
+  }
+}
+
+template <typename T, int N>
+void avg_2x2_backward_plane(const Pool2dParams& p, const T* dy_c, T* dx_c) {
+  using V = typename Lanes<T, N>::Vec;
+  const auto low = Lanes<T, N>::repeat(0), high = Lanes<T, N>::repeat(N / 2);
+  const V zero = V{}, four = zero + T(4);
+  for (int64_t i = 2 * p.P * p.W; i < p.H * p.W; ++i) dx_c[i] = T(0);  // rows past the windows
+  for (int64_t oh = 0; oh < p.P; ++oh) {
+    T* top = dx_c + 2 * oh * p.W;
+    T* bottom = top + p.W;
+    for (int64_t iw = 2 * p.Q; iw < p.W; ++iw) top[iw] = bottom[iw] = T(0);  // columns past them
+    for_each_vector<N>(p.Q, [&](int64_t ow) {
+      // As the general loop: 0 + dy / 4 (which turns -0 into +0).
+      const V share = zero + *reinterpret_cast<const V*>(dy_c + oh * p.Q + ow) / four;
+      const V first = __builtin_shuffle(share, low), second = __builtin_shuffle(share, high);
+      *reinterpret_cast<V*>(top + 2 * ow) = first;
+      *reinterpret_cast<V*>(top + 2 * ow + N) = second;
+      *reinterpret_cast<V*>(bottom + 2 * ow) = first;
+      *reinterpret_cast<V*>(bottom + 2 * ow + N) = second;
+    });
+  }
+}
+
+// The widest vector path whose N outputs fit in a row (p.Q >= 2 always finds one).
+template <typename T, int N = Simd<T>::kLanes>
+bool avg_2x2_plane(const Pool2dParams& p, const T* in, T* out, bool backward) {
+  if constexpr (N >= 2) {
+    if (p.Q >= N) {
+      if (backward) {
+        avg_2x2_backward_plane<T, N>(p, in, out);
+      } else {
+        avg_2x2_forward_plane<T, N>(p, in, out);
+      }
+      return true;
+    }
+    return avg_2x2_plane<T, N / 2>(p, in, out, backward);
+  }
+  return false;
+}
+
 }  // namespace
 
 template <typename T>
 void avg_pool2d_forward(const Pool2dParams& p, const T* x, T* y) {
   const int64_t planes = p.N * p.C, HW = p.H * p.W, PQ = p.P * p.Q;
+  if (is_plain_2x2(p) && p.Q >= 2) {
+#pragma omp parallel for schedule(static)
+    for (int64_t plane = 0; plane < planes; ++plane) {
+      avg_2x2_plane<T>(p, x + plane * HW, y + plane * PQ, false);
+    }
+    return;
+  }
 #pragma omp parallel for schedule(static)
   for (int64_t plane = 0; plane < planes; ++plane) {
     const T* x_c = x + plane * HW;
@@ -54,6 +160,13 @@ void avg_pool2d_forward(const Pool2dParams& p, const T* x, T* y) {
 template <typename T>
 void avg_pool2d_backward(const Pool2dParams& p, const T* dy, T* dx) {
   const int64_t planes = p.N * p.C, HW = p.H * p.W, PQ = p.P * p.Q;
+  if (is_plain_2x2(p) && p.Q >= 2) {
+#pragma omp parallel for schedule(static)
+    for (int64_t plane = 0; plane < planes; ++plane) {
+      avg_2x2_plane<T>(p, dy + plane * PQ, dx + plane * HW, true);
+    }
+    return;
+  }
 #pragma omp parallel for schedule(static)
   for (int64_t plane = 0; plane < planes; ++plane) {
     T* dx_c = dx + plane * HW;

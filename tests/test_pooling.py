@@ -87,6 +87,33 @@ def test_max_pool2d_long_rows(dtype, kernel, stride, padding):
         np.testing.assert_array_equal(idx, idx_ref, err_msg=isa)
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("H, W", [(28, 28), (7, 9), (5, 66), (2, 4), (3, 3), (8, 34)])
+def test_avg_pool2d_2x2_vector_path_keeps_the_general_order(dtype, H, W):
+    """2x2/2 windows without padding take a vector path (widest vector that fits a row of
+    outputs, the last one overlapping); it must give the bits of the general loop's order:
+    ((((0 + x00) + x01) + x10) + x11) / 4, and dx = 0 + dy / 4 (no -0), zeros past the windows."""
+    rng = np.random.default_rng(5)
+    x = rng.standard_normal((2, 3, H, W)).astype(dtype)
+    x[0, 0, 0, :2] = -0.0
+    P, Q = H // 2, W // 2
+    a, b = x[:, :, 0 : 2 * P : 2, 0 : 2 * Q : 2], x[:, :, 0 : 2 * P : 2, 1 : 2 * Q : 2]
+    c, d = x[:, :, 1 : 2 * P : 2, 0 : 2 * Q : 2], x[:, :, 1 : 2 * P : 2, 1 : 2 * Q : 2]
+    zero = dtype(0)
+    expected = ((((zero + a) + b) + c) + d) / dtype(4)
+    dy = rng.standard_normal(expected.shape).astype(dtype)
+    dy[0, 0, 0, 0] = -0.0
+    dx_expected = np.zeros_like(x)
+    for r in (0, 1):
+        for s in (0, 1):
+            dx_expected[:, :, r : 2 * P : 2, s : 2 * Q : 2] = zero + dy / dtype(4)
+    for isa, y in each_isa(lambda: ck.avg_pool2d(x, 2)).items():
+        np.testing.assert_array_equal(y, expected, err_msg=isa)
+    for isa, dx in each_isa(lambda: ck.avg_pool2d_backward(dy, x.shape, 2)).items():
+        np.testing.assert_array_equal(dx, dx_expected, err_msg=isa)
+        assert not np.any(np.signbit(dx[dx == 0])), isa  # 0 + (-0) is +0, as the general loop
+
+
 def test_max_pool2d_nan_and_infinities():
     x = np.array([[[[1.0, np.nan, 3.0], [np.inf, -np.inf, np.nan], [-np.inf, -np.inf, 2.0]]]])
     for isa, (y, idx) in each_isa(lambda: ck.max_pool2d(x, 2, 1)).items():
