@@ -82,6 +82,7 @@ HEADERS = [
     "csrc/dispatch.h",
     "csrc/im2col.h",
     "csrc/gemm_micro_kernel.h",
+    "csrc/pool_2x2.h",
     "csrc/op_bindings.h",
     f"{PUBLIC_INCLUDE}/convkernels.h",
 ]

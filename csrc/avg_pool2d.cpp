@@ -9,9 +9,9 @@
 // outputs from pairs of input rows, adjacent columns separated by a shuffle. It adds and divides
 // in the general loop's order, so both give the same bits (and so does the CUDA kernel).
 #include <algorithm>
-#include <type_traits>
 
 #include "kernels.h"
+#include "pool_2x2.h"
 
 namespace ck {
 namespace CK_ISA {
@@ -31,38 +31,6 @@ Window window(int64_t out_index, int64_t kernel, int64_t stride, int64_t pad, in
 template <typename T>
 T divisor(const Pool2dParams& p, const Window& h, const Window& w) {
   return p.count_include_pad ? T(h.padded * w.padded) : T((h.hi - h.lo) * (w.hi - w.lo));
-}
-
-// 2x2 windows, stride 2, no padding, every window inside the input.
-bool is_plain_2x2(const Pool2dParams& p) {
-  return p.kernel.h == 2 && p.kernel.w == 2 && p.stride.h == 2 && p.stride.w == 2 &&
-         p.pad.h == 0 && p.pad.w == 0 && 2 * p.P <= p.H && 2 * p.Q <= p.W;
-}
-
-// Vectors of N lanes of T, and shuffle masks (lane indices of the same width as T).
-template <typename T, int N>
-struct Lanes {
-  typedef T Vec __attribute__((vector_size(N * sizeof(T)), aligned(sizeof(T)), may_alias));
-  using Index = std::conditional_t<sizeof(T) == 4, int32_t, int64_t>;
-  typedef Index Mask __attribute__((vector_size(N * sizeof(T))));
-  static Mask pick(int first, int step) {  // lanes first, first + step, ... of (a, b)
-    Mask m;
-    for (int l = 0; l < N; ++l) m[l] = static_cast<Index>(first + l * step);
-    return m;
-  }
-  static Mask repeat(int first) {  // lanes first, first, first + 1, first + 1, ...
-    Mask m;
-    for (int l = 0; l < N; ++l) m[l] = static_cast<Index>(first + l / 2);
-    return m;
-  }
-};
-
-// Calls body(ow) for vectors of N outputs starting at ow, covering [0, Q): the last vector
-// overlaps the one before it instead of a scalar tail (it recomputes the same values).
-template <int N, typename Fn>
-void for_each_vector(int64_t Q, Fn body) {
-  for (int64_t ow = 0; ow + N <= Q; ow += N) body(ow);
-  if (Q % N != 0) body(Q - N);
 }
 
 template <typename T, int N>

@@ -9,9 +9,12 @@
 // input horizontally go tap by tap across the whole row at once (branch-free selects that the
 // compiler vectorises along ow), and the few columns at the edges, whose windows are clipped,
 // go window by window. Both visit the taps in row-major order, so both keep the same winner.
+// 2x2 windows with stride 2 and no padding (LeNet's) take a vector path over whole rows of
+// outputs (pool_2x2.h), visiting the taps in the same order.
 #include <algorithm>
 
 #include "kernels.h"
+#include "pool_2x2.h"
 
 namespace ck {
 namespace CK_ISA {
@@ -53,11 +56,64 @@ void inner_columns(const Pool2dParams& p, const T* x_c, int64_t h_lo, int64_t h_
   }
 }
 
+// One plane of 2x2/2 windows, N outputs at a time: the four taps in row-major order, each
+// taken where wins() says, values and input indices selected lane by lane.
+template <typename T, int N>
+void max_2x2_plane(const Pool2dParams& p, const T* x_c, T* y_c, int64_t* arg_c) {
+  using V = typename Lanes<T, N>::Vec;
+  using Index = typename Lanes<T, N>::Offsets;
+  const auto even = Lanes<T, N>::pick(0, 2), odd = Lanes<T, N>::pick(1, 2);
+  Index twice_lane;  // 2 * lane: the column of each lane's window, from the vector's first
+  for (int l = 0; l < N; ++l) twice_lane[l] = 2 * l;
+  for (int64_t oh = 0; oh < p.P; ++oh) {
+    const T* top = x_c + 2 * oh * p.W;
+    for_each_vector<N>(p.Q, [&](int64_t ow) {
+      V best;
+      Index at;
+      for (int r = 0; r < 2; ++r) {
+        const T* row = top + r * p.W + 2 * ow;
+        const V left = *reinterpret_cast<const V*>(row),
+                right = *reinterpret_cast<const V*>(row + N);
+        const Index first = twice_lane + ((2 * oh + r) * p.W + 2 * ow);
+        for (int s = 0; s < 2; ++s) {
+          const V v = __builtin_shuffle(left, right, s == 0 ? even : odd);
+          if (r == 0 && s == 0) {
+            best = v, at = first;
+            continue;
+          }
+          const auto take = (v > best) | ((v != v) & (best == best));
+          const Index take_index = __builtin_convertvector(take, Index);
+          best = take ? v : best;
+          at = take_index ? first + s : at;
+        }
+      }
+      *reinterpret_cast<V*>(y_c + oh * p.Q + ow) = best;
+      *reinterpret_cast<Index*>(arg_c + oh * p.Q + ow) = at;
+    });
+  }
+}
+
+// The widest vector path whose N outputs fit in a row (p.Q >= 2 always finds one).
+template <typename T, int N = Simd<T>::kLanes>
+void max_2x2(const Pool2dParams& p, const T* x_c, T* y_c, int64_t* arg_c) {
+  if constexpr (N > 2) {
+    if (p.Q < N) return max_2x2<T, N / 2>(p, x_c, y_c, arg_c);
+  }
+  max_2x2_plane<T, N>(p, x_c, y_c, arg_c);
+}
+
 }  // namespace
 
 template <typename T>
 void max_pool2d_forward(const Pool2dParams& p, const T* x, T* y, int64_t* argmax) {
   const int64_t planes = p.N * p.C, HW = p.H * p.W, PQ = p.P * p.Q;
+  if (is_plain_2x2(p) && p.Q >= 2) {
+#pragma omp parallel for schedule(static)
+    for (int64_t plane = 0; plane < planes; ++plane) {
+      max_2x2<T>(p, x + plane * HW, y + plane * PQ, argmax + plane * PQ);
+    }
+    return;
+  }
 #pragma omp parallel for schedule(static)
   for (int64_t plane = 0; plane < planes; ++plane) {
     const T* x_c = x + plane * HW;

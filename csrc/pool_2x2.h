@@ -1,0 +1,48 @@
+// Vector helpers for 2x2 pooling windows with stride 2 and no padding (LeNet's subsampling),
+// shared by avg_pool2d.cpp and max_pool2d.cpp: a row of outputs comes from a pair of input
+// rows, adjacent input columns separated by shuffles.
+#pragma once
+
+#include <type_traits>
+
+#include "isa.h"
+#include "params.h"
+
+namespace ck {
+namespace CK_ISA {
+
+// 2x2 windows, stride 2, no padding, every window inside the input.
+inline bool is_plain_2x2(const Pool2dParams& p) {
+  return p.kernel.h == 2 && p.kernel.w == 2 && p.stride.h == 2 && p.stride.w == 2 && p.pad.h == 0 &&
+         p.pad.w == 0 && 2 * p.P <= p.H && 2 * p.Q <= p.W;
+}
+
+// Vectors of N lanes of T, and shuffle masks (lane indices of the same width as T).
+template <typename T, int N>
+struct Lanes {
+  typedef T Vec __attribute__((vector_size(N * sizeof(T)), aligned(sizeof(T)), may_alias));
+  using Index = std::conditional_t<sizeof(T) == 4, int32_t, int64_t>;
+  typedef Index Mask __attribute__((vector_size(N * sizeof(T))));
+  typedef int64_t Offsets __attribute__((vector_size(N * sizeof(int64_t)), aligned(8), may_alias));
+  static Mask pick(int first, int step) {  // lanes first, first + step, ... of (a, b)
+    Mask m;
+    for (int l = 0; l < N; ++l) m[l] = static_cast<Index>(first + l * step);
+    return m;
+  }
+  static Mask repeat(int first) {  // lanes first, first, first + 1, first + 1, ...
+    Mask m;
+    for (int l = 0; l < N; ++l) m[l] = static_cast<Index>(first + l / 2);
+    return m;
+  }
+};
+
+// Calls body(ow) for vectors of N outputs starting at ow, covering [0, Q): the last vector
+// overlaps the one before it instead of a scalar tail (it recomputes the same values).
+template <int N, typename Fn>
+void for_each_vector(int64_t Q, Fn body) {
+  for (int64_t ow = 0; ow + N <= Q; ow += N) body(ow);
+  if (Q % N != 0) body(Q - N);
+}
+
+}  // namespace CK_ISA
+}  // namespace ck
