@@ -115,17 +115,18 @@ def test_avg_pool2d_2x2_vector_path_keeps_the_general_order(dtype, H, W):
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-@pytest.mark.parametrize("H, W", [(28, 28), (7, 9), (5, 66), (2, 4), (3, 3), (8, 34)])
-def test_max_pool2d_2x2_vector_path(dtype, H, W):
-    """2x2/2 windows without padding take a vector path: ties (first wins), NaN (first NaN
+@pytest.mark.parametrize("kernel", [2, 3, (2, 3), (3, 1)])
+@pytest.mark.parametrize("H, W", [(28, 28), (7, 9), (5, 66), (3, 4), (3, 3), (8, 34), (55, 55)])
+def test_max_pool2d_stride_2_vector_path(dtype, kernel, H, W):
+    """Stride-2 windows without padding take a vector path: ties (first wins), NaN (first NaN
     wins), -inf, the last vector of a row overlapping the one before, every ISA."""
     rng = np.random.default_rng(6)
     x = np.floor(rng.standard_normal((2, 3, H, W)) * 2).astype(dtype)  # many ties
     x[0, 0, 0, 1] = np.nan
     x[0, 1, 1, :] = np.nan
     x[1, 2, :2, :2] = -np.inf
-    y_ref, idx_ref = ref.max_pool2d(x, 2)
-    for isa, (y, idx) in each_isa(lambda: ck.max_pool2d(x, 2)).items():
+    y_ref, idx_ref = ref.max_pool2d(x, kernel, 2)
+    for isa, (y, idx) in each_isa(lambda: ck.max_pool2d(x, kernel, 2)).items():
         np.testing.assert_array_equal(y, y_ref, err_msg=isa)
         np.testing.assert_array_equal(idx, idx_ref, err_msg=isa)
 
