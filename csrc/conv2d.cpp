@@ -160,6 +160,13 @@ bool backward_weight_is_winograd(const Conv2dParams& p) {
          (conv_algorithm() == ConvAlgorithm::kWinograd || Kg * Cg >= 20 * (Kg + Cg));
 }
 
+// A convolution whose single output position sees the whole input (LeNet C5: 5x5 filters on
+// 5x5 inputs) is a fully connected layer: im2col of a sample is the sample itself.
+bool is_fully_connected(const Conv2dParams& p) {
+  return p.groups == 1 && p.P == 1 && p.Q == 1 && p.H == p.R && p.W == p.S && p.pad.h == 0 &&
+         p.pad.w == 0 && p.dilation.h == 1 && p.dilation.w == 1;
+}
+
 // Backward-input with stride 1 is the forward convolution of dy with the filters flipped in both
 // spatial axes and transposed per group (K <-> C), padded by dilation * (R - 1) - pad (when
 // that is not negative).
@@ -198,6 +205,20 @@ Scratch<T> flipped_transposed(const Conv2dParams& p, const T* w) {
 
 template <typename T>
 void conv2d_forward(const Conv2dParams& p, const T* x, const T* w, const T* b, T* y) {
+  if (is_fully_connected(p) && conv_algorithm() != ConvAlgorithm::kDirect) {
+    // y (N, K) = x (N, CRS) w^T (CRS, K) (+ bias): no im2col, no copies.
+    const int64_t CRS = p.C * p.R * p.S;
+    const int threads = max_threads();
+    Scratch<T> workspace(gemm_workspace_size<T>(p.N, p.K, CRS, threads));
+    gemm<T>(Trans::No, Trans::Yes, p.N, p.K, CRS, T(1), x, CRS, w, CRS, T(0), y, p.K,
+            workspace.get(), threads);
+    if (b != nullptr) {
+      for (int64_t n = 0; n < p.N; ++n) {
+        for (int64_t k = 0; k < p.K; ++k) y[n * p.K + k] += b[k];
+      }
+    }
+    return;
+  }
   if (forward_is_winograd(p)) {
     conv2d_forward_winograd(p, x, w, b, y);
     return;
@@ -240,6 +261,16 @@ void conv2d_forward(const Conv2dParams& p, const T* x, const T* w, const T* b, T
 
 template <typename T>
 void conv2d_backward_input(const Conv2dParams& p, const T* dy, const T* w, T* dx) {
+  if (is_fully_connected(p) && conv_algorithm() != ConvAlgorithm::kDirect) {
+    // dx (N, CRS) = dy (N, K) w (K, CRS): no col2im, no copies (LeNet C5 at batch 256: 3.2x
+    // faster than the GEMM over samples side by side plus col2im).
+    const int64_t CRS = p.C * p.R * p.S;
+    const int threads = max_threads();
+    Scratch<T> workspace(gemm_workspace_size<T>(p.N, CRS, p.K, threads));
+    gemm<T>(Trans::No, Trans::No, p.N, CRS, p.K, T(1), dy, p.K, w, CRS, T(0), dx, CRS,
+            workspace.get(), threads);
+    return;
+  }
   if (backward_input_as_forward_is_possible(p) && forward_is_winograd(transposed_params(p))) {
     const Scratch<T> w_t = flipped_transposed(p, w);
     conv2d_forward_winograd(transposed_params(p), dy, w_t.get(), static_cast<const T*>(nullptr),
@@ -283,6 +314,15 @@ void conv2d_backward_input(const Conv2dParams& p, const T* dy, const T* w, T* dx
 
 template <typename T>
 void conv2d_backward_weight(const Conv2dParams& p, const T* x, const T* dy, T* dw) {
+  if (is_fully_connected(p) && conv_algorithm() != ConvAlgorithm::kDirect) {
+    // dw (K, CRS) = dy^T (K, N) x (N, CRS): no im2col, no copies.
+    const int64_t CRS = p.C * p.R * p.S;
+    const int threads = max_threads();
+    Scratch<T> workspace(gemm_workspace_size<T>(p.K, CRS, p.N, threads));
+    gemm<T>(Trans::Yes, Trans::No, p.K, CRS, p.N, T(1), dy, p.K, x, CRS, T(0), dw, CRS,
+            workspace.get(), threads);
+    return;
+  }
   if (backward_weight_is_winograd(p)) {
     conv2d_backward_weight_winograd(p, x, dy, dw);
     return;
