@@ -177,7 +177,7 @@ struct F2x5 {
 
 struct WinogradDims {
   int64_t Cg, Kg, HW, PQ;
-  int64_t tiles_h, tiles_w, tiles_per_sample, tiles;  // 4x4 output tiles
+  int64_t tiles_h, tiles_w, tiles_per_sample, tiles;  // m x m output tiles
   int64_t block;                                      // tiles per block, a multiple of NR
   int64_t blocks;                                     // ceil(tiles / block)
   int64_t Kp;                                         // Kg rounded up to whole A panels
@@ -210,7 +210,7 @@ WinogradDims winograd_dims(const Conv2dParams& p, int threads) {
 }
 
 // The block's tiles and the input rows they read. A row of tiles reads a band of 6 input rows
-// (4 more than the previous row's, 2 shared), copied per channel with the padding written as
+// (m more than the previous row's, 6 - m shared), copied per channel with the padding written as
 // zeros, so that gathering a patch needs no bounds checks: with the checks, mispredicted
 // branches made the input transform 18 % of AlexNet conv3's time.
 struct Band {
@@ -223,7 +223,7 @@ struct TileAt {
   int rows, cols;       // inside the output
 };
 struct BlockLayout {
-  int64_t band_w;  // columns of a band row: the tiles' width plus 2, padding included
+  int64_t band_w;  // columns of a band row: the tiles' width plus 6 - m, padding included
   int64_t bands;
   Band* band;
   TileAt* tile;
