@@ -3,7 +3,7 @@
 // Legend: N batch, C input channels, H W input size, K filters, R S filter taps, P Q output size,
 // G groups, Cg = C / G and Kg = K / G channels per group, PQ = P * Q, CRS = Cg * R * S.
 //
-// Samples are processed in blocks of nb, so that small outputs (LeNet's C5 has PQ = 1) still
+// Samples are processed in blocks of nb, so that small outputs (CIFAR c3 has PQ = 64) still
 // give the GEMM enough columns: the block's im2col panel is col (CRS, nb * PQ), sample s in
 // columns [s * PQ, (s + 1) * PQ). Per block and group:
 //   forward           y' (Kg, nb PQ) = w_g (Kg, CRS) * col (+ bias)
@@ -19,6 +19,11 @@
 // measured slower than im2col + the GEMM's own packing on every layer of the benchmark except
 // LeNet C5 (both copies are streaming, the fused gather is not); direct kernels for the small
 // layers are the way past this, see bench/RESULTS.md.
+//
+// Before any of this, each direction checks its special cases: a layer that is a fully
+// connected one (LeNet C5) runs as one GEMM on the NCHW arrays, Winograd takes 3x3 and 5x5
+// stride-1 layers with enough channels (conv2d_winograd.cpp), and the direct kernels take
+// small ones (conv2d_direct.cpp).
 #include <algorithm>
 
 #include "im2col.h"
@@ -161,10 +166,21 @@ bool backward_weight_is_winograd(const Conv2dParams& p) {
 }
 
 // A convolution whose single output position sees the whole input (LeNet C5: 5x5 filters on
-// 5x5 inputs) is a fully connected layer: im2col of a sample is the sample itself.
-bool is_fully_connected(const Conv2dParams& p) {
+// 5x5 inputs) is a fully connected layer: im2col of a sample is the sample itself, so each
+// direction is one GEMM on the NCHW arrays (unless the tests force the direct kernels).
+bool runs_as_fully_connected(const Conv2dParams& p) {
   return p.groups == 1 && p.P == 1 && p.Q == 1 && p.H == p.R && p.W == p.S && p.pad.h == 0 &&
-         p.pad.w == 0 && p.dilation.h == 1 && p.dilation.w == 1;
+         p.pad.w == 0 && p.dilation.h == 1 && p.dilation.w == 1 &&
+         conv_algorithm() != ConvAlgorithm::kDirect;
+}
+
+// C (M, N) = op(A) op(B) on all threads.
+template <typename T>
+void gemm_on_all_threads(Trans trans_a, Trans trans_b, int64_t M, int64_t N, int64_t K, const T* A,
+                         int64_t lda, const T* B, int64_t ldb, T* C, int64_t ldc) {
+  const int threads = max_threads();
+  Scratch<T> workspace(gemm_workspace_size<T>(M, N, K, threads));
+  gemm<T>(trans_a, trans_b, M, N, K, T(1), A, lda, B, ldb, T(0), C, ldc, workspace.get(), threads);
 }
 
 // Backward-input with stride 1 is the forward convolution of dy with the filters flipped in both
@@ -205,13 +221,11 @@ Scratch<T> flipped_transposed(const Conv2dParams& p, const T* w) {
 
 template <typename T>
 void conv2d_forward(const Conv2dParams& p, const T* x, const T* w, const T* b, T* y) {
-  if (is_fully_connected(p) && conv_algorithm() != ConvAlgorithm::kDirect) {
-    // y (N, K) = x (N, CRS) w^T (CRS, K) (+ bias): no im2col, no copies.
+  if (runs_as_fully_connected(p)) {
+    // y (N, K) = x (N, CRS) w^T (CRS, K) (+ bias). LeNet C5 at batch 256: 2.8x faster than
+    // im2col + GEMM.
     const int64_t CRS = p.C * p.R * p.S;
-    const int threads = max_threads();
-    Scratch<T> workspace(gemm_workspace_size<T>(p.N, p.K, CRS, threads));
-    gemm<T>(Trans::No, Trans::Yes, p.N, p.K, CRS, T(1), x, CRS, w, CRS, T(0), y, p.K,
-            workspace.get(), threads);
+    gemm_on_all_threads(Trans::No, Trans::Yes, p.N, p.K, CRS, x, CRS, w, CRS, y, p.K);
     if (b != nullptr) {
       for (int64_t n = 0; n < p.N; ++n) {
         for (int64_t k = 0; k < p.K; ++k) y[n * p.K + k] += b[k];
@@ -261,14 +275,11 @@ void conv2d_forward(const Conv2dParams& p, const T* x, const T* w, const T* b, T
 
 template <typename T>
 void conv2d_backward_input(const Conv2dParams& p, const T* dy, const T* w, T* dx) {
-  if (is_fully_connected(p) && conv_algorithm() != ConvAlgorithm::kDirect) {
-    // dx (N, CRS) = dy (N, K) w (K, CRS): no col2im, no copies (LeNet C5 at batch 256: 3.2x
-    // faster than the GEMM over samples side by side plus col2im).
+  if (runs_as_fully_connected(p)) {
+    // dx (N, CRS) = dy (N, K) w (K, CRS). LeNet C5 at batch 256: 2.6-3.2x faster than the
+    // GEMM over samples side by side plus col2im.
     const int64_t CRS = p.C * p.R * p.S;
-    const int threads = max_threads();
-    Scratch<T> workspace(gemm_workspace_size<T>(p.N, CRS, p.K, threads));
-    gemm<T>(Trans::No, Trans::No, p.N, CRS, p.K, T(1), dy, p.K, w, CRS, T(0), dx, CRS,
-            workspace.get(), threads);
+    gemm_on_all_threads(Trans::No, Trans::No, p.N, CRS, p.K, dy, p.K, w, CRS, dx, CRS);
     return;
   }
   if (backward_input_as_forward_is_possible(p) && forward_is_winograd(transposed_params(p))) {
@@ -314,13 +325,11 @@ void conv2d_backward_input(const Conv2dParams& p, const T* dy, const T* w, T* dx
 
 template <typename T>
 void conv2d_backward_weight(const Conv2dParams& p, const T* x, const T* dy, T* dw) {
-  if (is_fully_connected(p) && conv_algorithm() != ConvAlgorithm::kDirect) {
-    // dw (K, CRS) = dy^T (K, N) x (N, CRS): no im2col, no copies.
+  if (runs_as_fully_connected(p)) {
+    // dw (K, CRS) = dy^T (K, N) x (N, CRS). LeNet C5 at batch 256: 1.9x faster than im2col^T +
+    // GEMM.
     const int64_t CRS = p.C * p.R * p.S;
-    const int threads = max_threads();
-    Scratch<T> workspace(gemm_workspace_size<T>(p.K, CRS, p.N, threads));
-    gemm<T>(Trans::Yes, Trans::No, p.K, CRS, p.N, T(1), dy, p.K, x, CRS, T(0), dw, CRS,
-            workspace.get(), threads);
+    gemm_on_all_threads(Trans::Yes, Trans::No, p.K, CRS, p.N, dy, p.K, x, CRS, dw, CRS);
     return;
   }
   if (backward_weight_is_winograd(p)) {
@@ -334,9 +343,9 @@ void conv2d_backward_weight(const Conv2dParams& p, const T* x, const T* dy, T* d
   const int threads = max_threads();
   const ConvDims d = conv_dims(p, threads);
   const int64_t cols = d.nb * d.PQ, dw_size = p.K * d.CRS;
-  // With few output positions per sample (LeNet C5 has PQ = 1), im2col's rows are short and the
-  // GEMM's transposing pack of col is slow: write col^T instead (2.3x faster on C5). On larger
-  // outputs the row-wise im2col is faster.
+  // With few output positions per sample, im2col's rows are short and the GEMM's transposing
+  // pack of col is slow: write col^T instead (2.3x faster on LeNet C5, PQ = 1, before that layer
+  // went to the fully connected GEMM). On larger outputs the row-wise im2col is faster.
   const bool transposed_col = d.PQ <= 32;
   // Otherwise, with enough filters to fill the GEMM's tiles and many more col rows than filters,
   // compute dw^T = col dy'^T: the GEMM's transposing pack then reads Kg rows of dy' (a few KiB
