@@ -33,9 +33,9 @@ void conv2d_forward_direct(const Conv2dParams& p, const T* x, const T* w, const 
 // columns and whole register tiles of filters and positions), for the choice of algorithm.
 template <typename T>
 double conv2d_forward_direct_yield(const Conv2dParams& p);
-// The same for 3x3 and 5x5 filters, stride 1 and no dilation, by Winograd's F(4x4, 3x3) and
+// Forward for 3x3 and 5x5 filters, stride 1 and no dilation, by Winograd's F(4x4, 3x3) and
 // F(2x2, 5x5) (conv2d_winograd.cpp); conv2d_forward picks it per shape. Rounding errors are
-// larger than the direct sum's (the transforms scale values by up to 8 and 1/24).
+// larger than the direct sum's (the transforms scale values by up to 16 and 1/24).
 inline bool conv2d_winograd_possible(const Conv2dParams& p) {
   return p.R == p.S && (p.R == 3 || p.R == 5) && p.stride.h == 1 && p.stride.w == 1 &&
          p.dilation.h == 1 && p.dilation.w == 1;
