@@ -2,9 +2,11 @@
 
 The functional API (see convkernels.ops) works on NCHW float32/float64 arrays. The CPU kernels
 are compiled for several ISA levels and the best one this CPU supports is chosen at import; set
-CONVKERNELS_ISA=avx512|avx2|portable to force one, or call set_isa(). CUDA device arrays (CuPy
-and others) run the CUDA kernels when the package was built with nvcc; cuda_available() and
-cuda_info() say whether that can work here. Importing convkernels never needs a GPU.
+CONVKERNELS_ISA=avx512|avx2|portable to force one, or call set_isa(). CPU convolutions choose
+their algorithm per shape (Winograd, direct, im2col + GEMM); set_conv_algorithm() forces one.
+CUDA device arrays (CuPy and others) run the CUDA kernels when the package was built with nvcc;
+cuda_available() and cuda_info() say whether that can work here. Importing convkernels never
+needs a GPU.
 
 The same kernels are a C library: get_include() and get_library_dir() give the directories of
 convkernels.h and libconvkernels.so (see README.md, "Use from C").
@@ -178,6 +180,7 @@ def info():
         "compiled_isas": list(_C.compiled_isas()),
         "threads": get_num_threads(),
         "openmp": bool(_C.openmp),
+        "conv_algorithm": get_conv_algorithm(),
         "cuda": cuda_info(),
     }
 

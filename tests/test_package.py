@@ -19,6 +19,7 @@ def test_info_reports_the_build():
     assert info["supported_isas"][-1] == "portable"
     assert set(info["supported_isas"]) <= set(info["compiled_isas"])
     assert info["threads"] >= 1
+    assert info["conv_algorithm"] == ck.get_conv_algorithm() == "auto"
     cuda = info["cuda"]
     assert set(cuda) == {"compiled", "available", "reason", "devices", "runtime_version"}
     assert cuda["available"] is ck.cuda_available()
