@@ -26,7 +26,8 @@ EPS32 = np.finfo(np.float32).eps
 BOUND_EPS = 64
 
 # (N, C, H, W, K, R, padding, groups): partial tiles, non-square, every padding Winograd takes,
-# groups, filter and channel counts that fill no register tile, more tiles than one block.
+# groups, filter and channel counts that fill no register tile, more tiles than one forward
+# block (64) and, in the last shape, than one backward-weight block (512).
 SHAPES = [
     (2, 32, 13, 13, 40, 3, 1, 1),
     (3, 17, 9, 14, 7, 3, 0, 1),
@@ -41,6 +42,7 @@ SHAPES = [
     (2, 64, 6, 11, 64, 5, 2, 2),
     (5, 8, 21, 20, 13, 5, 1, 1),
     (2, 3, 1, 1, 4, 5, 2, 1),
+    (6, 8, 20, 20, 13, 5, 2, 1),
 ]
 IDS = [f"{s[5]}x{s[5]}-" + "-".join(map(str, s[:5] + s[6:])) for s in SHAPES]
 
