@@ -174,15 +174,6 @@ bool runs_as_fully_connected(const Conv2dParams& p) {
          conv_algorithm() != ConvAlgorithm::kDirect;
 }
 
-// C (M, N) = op(A) op(B) on all threads.
-template <typename T>
-void gemm_on_all_threads(Trans trans_a, Trans trans_b, int64_t M, int64_t N, int64_t K, const T* A,
-                         int64_t lda, const T* B, int64_t ldb, T* C, int64_t ldc) {
-  const int threads = max_threads();
-  Scratch<T> workspace(gemm_workspace_size<T>(M, N, K, threads));
-  gemm<T>(trans_a, trans_b, M, N, K, T(1), A, lda, B, ldb, T(0), C, ldc, workspace.get(), threads);
-}
-
 // Backward-input with stride 1 is the forward convolution of dy with the filters flipped in both
 // spatial axes and transposed per group (K <-> C), padded by dilation * (R - 1) - pad (when
 // that is not negative).
@@ -225,7 +216,7 @@ void conv2d_forward(const Conv2dParams& p, const T* x, const T* w, const T* b, T
     // y (N, K) = x (N, CRS) w^T (CRS, K) (+ bias). LeNet C5 at batch 256: 2.8x faster than
     // im2col + GEMM.
     const int64_t CRS = p.C * p.R * p.S;
-    gemm_on_all_threads(Trans::No, Trans::Yes, p.N, p.K, CRS, x, CRS, w, CRS, y, p.K);
+    gemm_on_all_threads(Trans::No, Trans::Yes, p.N, p.K, CRS, T(1), x, CRS, w, CRS, T(0), y, p.K);
     if (b != nullptr) {
       for (int64_t n = 0; n < p.N; ++n) {
         for (int64_t k = 0; k < p.K; ++k) y[n * p.K + k] += b[k];
@@ -279,7 +270,7 @@ void conv2d_backward_input(const Conv2dParams& p, const T* dy, const T* w, T* dx
     // dx (N, CRS) = dy (N, K) w (K, CRS). LeNet C5 at batch 256: 2.6-3.2x faster than the
     // GEMM over samples side by side plus col2im.
     const int64_t CRS = p.C * p.R * p.S;
-    gemm_on_all_threads(Trans::No, Trans::No, p.N, CRS, p.K, dy, p.K, w, CRS, dx, CRS);
+    gemm_on_all_threads(Trans::No, Trans::No, p.N, CRS, p.K, T(1), dy, p.K, w, CRS, T(0), dx, CRS);
     return;
   }
   if (backward_input_as_forward_is_possible(p) && forward_is_winograd(transposed_params(p))) {
@@ -329,7 +320,7 @@ void conv2d_backward_weight(const Conv2dParams& p, const T* x, const T* dy, T* d
     // dw (K, CRS) = dy^T (K, N) x (N, CRS). LeNet C5 at batch 256: 1.9x faster than im2col^T +
     // GEMM.
     const int64_t CRS = p.C * p.R * p.S;
-    gemm_on_all_threads(Trans::Yes, Trans::No, p.K, CRS, p.N, dy, p.K, x, CRS, dw, CRS);
+    gemm_on_all_threads(Trans::Yes, Trans::No, p.K, CRS, p.N, T(1), dy, p.K, x, CRS, T(0), dw, CRS);
     return;
   }
   if (backward_weight_is_winograd(p)) {

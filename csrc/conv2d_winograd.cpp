@@ -43,13 +43,6 @@ constexpr int kPoints = kAlpha * kAlpha;  // positions xi of a transformed tile
 constexpr int64_t kBlockTiles = 64;
 constexpr int64_t kMaxSlotBytes = 32 << 20;  // a thread's V and M, at most (blocks shrink)
 
-int64_t ceil_div(int64_t a, int64_t b) {
-  return (a + b - 1) / b;
-}
-int64_t round_up(int64_t a, int64_t b) {
-  return ceil_div(a, b) * b;
-}
-
 // The 1-D transforms, on scalars or vectors (one tile per lane), reading `in` and writing `out`
 // with the given strides. Applied along columns and then along rows they give the 2-D
 // transforms B^T d B, G g G^T and A^T m A (and, for backward-weight, A dy A^T and G^T m G).

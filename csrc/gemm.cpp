@@ -66,10 +66,6 @@ void pack_b(const T* B, int64_t ldb, Trans trans, int64_t k0, int64_t kc, int64_
   }
 }
 
-int64_t round_up(int64_t n, int64_t m) {
-  return (n + m - 1) / m * m;
-}
-
 template <typename T>
 int64_t packed_b_size(int64_t N, int64_t K) {
   return std::min(K, Tile<T>::kKc) * round_up(std::min(N, Tile<T>::kNc), Tile<T>::kNr);
@@ -169,12 +165,27 @@ void gemm(Trans trans_a, Trans trans_b, int64_t M, int64_t N, int64_t K, T alpha
   }
 }
 
+template <typename T>
+void gemm_on_all_threads(Trans trans_a, Trans trans_b, int64_t M, int64_t N, int64_t K, T alpha,
+                         const T* A, int64_t lda, const T* B, int64_t ldb, T beta, T* C,
+                         int64_t ldc) {
+  const int threads = max_threads();
+  Scratch<T> workspace(gemm_workspace_size<T>(M, N, K, threads));
+  gemm<T>(trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, workspace.get(), threads);
+}
+
 template int64_t gemm_workspace_size<float>(int64_t, int64_t, int64_t, int);
 template int64_t gemm_workspace_size<double>(int64_t, int64_t, int64_t, int);
 template void gemm<float>(Trans, Trans, int64_t, int64_t, int64_t, float, const float*, int64_t,
                           const float*, int64_t, float, float*, int64_t, float*, int);
 template void gemm<double>(Trans, Trans, int64_t, int64_t, int64_t, double, const double*, int64_t,
                            const double*, int64_t, double, double*, int64_t, double*, int);
+template void gemm_on_all_threads<float>(Trans, Trans, int64_t, int64_t, int64_t, float,
+                                         const float*, int64_t, const float*, int64_t, float,
+                                         float*, int64_t);
+template void gemm_on_all_threads<double>(Trans, Trans, int64_t, int64_t, int64_t, double,
+                                          const double*, int64_t, const double*, int64_t, double,
+                                          double*, int64_t);
 
 }  // namespace CK_ISA
 }  // namespace ck

@@ -40,6 +40,14 @@ struct Simd {
   static constexpr int kLanes = kVectorBytes / sizeof(T);
 };
 
+inline int64_t ceil_div(int64_t a, int64_t b) {
+  return (a + b - 1) / b;
+}
+// a rounded up to a multiple of b.
+inline int64_t round_up(int64_t a, int64_t b) {
+  return ceil_div(a, b) * b;
+}
+
 inline int max_threads() {
 #ifdef _OPENMP
   return omp_get_max_threads();

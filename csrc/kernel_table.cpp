@@ -12,11 +12,9 @@ namespace {
 template <typename T>
 void gemm_entry(GemmTrans ta, GemmTrans tb, int64_t M, int64_t N, int64_t K, T alpha, const T* A,
                 int64_t lda, const T* B, int64_t ldb, T beta, T* C, int64_t ldc) {
-  const int threads = max_threads();
-  Scratch<T> workspace(gemm_workspace_size<T>(M, N, K, threads));
-  gemm<T>(ta == GemmTrans::Yes ? Trans::Yes : Trans::No,
-          tb == GemmTrans::Yes ? Trans::Yes : Trans::No, M, N, K, alpha, A, lda, B, ldb, beta, C,
-          ldc, workspace.get(), threads);
+  gemm_on_all_threads<T>(ta == GemmTrans::Yes ? Trans::Yes : Trans::No,
+                         tb == GemmTrans::Yes ? Trans::Yes : Trans::No, M, N, K, alpha, A, lda, B,
+                         ldb, beta, C, ldc);
 }
 
 template <typename T>

@@ -22,6 +22,11 @@ void gemm(Trans trans_a, Trans trans_b, int64_t M, int64_t N, int64_t K, T alpha
           int threads);
 template <typename T>
 int64_t gemm_workspace_size(int64_t M, int64_t N, int64_t K, int threads);
+// gemm() on max_threads() threads with a workspace of its own (not inside a parallel region).
+template <typename T>
+void gemm_on_all_threads(Trans trans_a, Trans trans_b, int64_t M, int64_t N, int64_t K, T alpha,
+                         const T* A, int64_t lda, const T* B, int64_t ldb, T beta, T* C,
+                         int64_t ldc);
 
 // x: (N, C, H, W), w: (K, C/G, R, S), b: (K) or null, y: (N, K, P, Q)
 template <typename T>
