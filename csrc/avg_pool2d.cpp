@@ -78,33 +78,18 @@ void avg_2x2_backward_plane(const Pool2dParams& p, const T* dy_c, T* dx_c) {
   }
 }
 
-// The widest vector path whose N outputs fit in a row (p.Q >= 2 always finds one).
-template <typename T, int N = Simd<T>::kLanes>
-bool avg_2x2_plane(const Pool2dParams& p, const T* in, T* out, bool backward) {
-  if constexpr (N >= 2) {
-    if (p.Q >= N) {
-      if (backward) {
-        avg_2x2_backward_plane<T, N>(p, in, out);
-      } else {
-        avg_2x2_forward_plane<T, N>(p, in, out);
-      }
-      return true;
-    }
-    return avg_2x2_plane<T, N / 2>(p, in, out, backward);
-  }
-  return false;
-}
-
 }  // namespace
 
 template <typename T>
 void avg_pool2d_forward(const Pool2dParams& p, const T* x, T* y) {
   const int64_t planes = p.N * p.C, HW = p.H * p.W, PQ = p.P * p.Q;
-  if (is_plain_2x2(p) && p.Q >= 2) {
+  if (is_plain_2x2(p)) {
+    with_widest_lanes<T>(p.Q, [&](auto lanes) {
 #pragma omp parallel for schedule(static)
-    for (int64_t plane = 0; plane < planes; ++plane) {
-      avg_2x2_plane<T>(p, x + plane * HW, y + plane * PQ, false);
-    }
+      for (int64_t plane = 0; plane < planes; ++plane) {
+        avg_2x2_forward_plane<T, lanes()>(p, x + plane * HW, y + plane * PQ);
+      }
+    });
     return;
   }
 #pragma omp parallel for schedule(static)
@@ -128,11 +113,13 @@ void avg_pool2d_forward(const Pool2dParams& p, const T* x, T* y) {
 template <typename T>
 void avg_pool2d_backward(const Pool2dParams& p, const T* dy, T* dx) {
   const int64_t planes = p.N * p.C, HW = p.H * p.W, PQ = p.P * p.Q;
-  if (is_plain_2x2(p) && p.Q >= 2) {
+  if (is_plain_2x2(p)) {
+    with_widest_lanes<T>(p.Q, [&](auto lanes) {
 #pragma omp parallel for schedule(static)
-    for (int64_t plane = 0; plane < planes; ++plane) {
-      avg_2x2_plane<T>(p, dy + plane * PQ, dx + plane * HW, true);
-    }
+      for (int64_t plane = 0; plane < planes; ++plane) {
+        avg_2x2_backward_plane<T, lanes()>(p, dy + plane * PQ, dx + plane * HW);
+      }
+    });
     return;
   }
 #pragma omp parallel for schedule(static)

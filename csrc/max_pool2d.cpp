@@ -21,7 +21,8 @@ namespace CK_ISA {
 namespace {
 
 // The tap v (at input index i) replaces the best so far if it is larger, or if it is the first
-// NaN: ties keep the earlier tap.
+// NaN: ties keep the earlier tap. (max_2x2_plane writes the same test for vectors of lanes;
+// with its non-short-circuit form here, AlexNet's 3x3/2 rows ran about 5 % slower.)
 template <typename T>
 inline bool wins(T v, T best) {
   return v > best || (v != v && best == best);
@@ -56,13 +57,13 @@ void inner_columns(const Pool2dParams& p, const T* x_c, int64_t h_lo, int64_t h_
   }
 }
 
-// One plane of stride-2 windows, N outputs at a time: the taps in row-major order, each taken
-// where wins() says, values and input indices selected lane by lane. Tap column s of the N
-// windows is every other element from column 2 ow + s: the even lanes of two vectors loaded
-// at 2 ow for s = 0, else the odd lanes of two loaded at 2 ow + s - 1 (which never reads past
-// the last window's columns).
-template <typename T, int N, int KH, int KW>
-void max_stride_2_plane(const Pool2dParams& p, const T* x_c, T* y_c, int64_t* arg_c) {
+// One plane of 2x2/2 windows, N outputs at a time: the four taps in row-major order (the even
+// and odd columns of the top row, then of the bottom row), each taken where wins() says, values
+// and input indices selected lane by lane. AlexNet's 3x3/2 windows ran 1.6x faster tap by tap
+// across the row (inner_columns) than on this kind of path (9 shuffles and two index vectors per
+// 16 outputs), so only 2x2 takes it.
+template <typename T, int N>
+void max_2x2_plane(const Pool2dParams& p, const T* x_c, T* y_c, int64_t* arg_c) {
   using V = typename Lanes<T, N>::Vec;
   using Index = typename Lanes<T, N>::Offsets;
   const auto even = Lanes<T, N>::pick(0, 2), odd = Lanes<T, N>::pick(1, 2);
@@ -72,20 +73,18 @@ void max_stride_2_plane(const Pool2dParams& p, const T* x_c, T* y_c, int64_t* ar
     for_each_vector<N>(p.Q, [&](int64_t ow) {
       V best;
       Index at;
-#pragma GCC unroll 4
-      for (int r = 0; r < KH; ++r) {
+      for (int r = 0; r < 2; ++r) {
         const int64_t row = (2 * oh + r) * p.W + 2 * ow;
-#pragma GCC unroll 4
-        for (int s = 0; s < KW; ++s) {
-          const T* load = x_c + row + (s == 0 ? 0 : s - 1);
-          const V a = *reinterpret_cast<const V*>(load), b = *reinterpret_cast<const V*>(load + N);
-          const V v = __builtin_shuffle(a, b, s == 0 ? even : odd);
+        const V left = *reinterpret_cast<const V*>(x_c + row);
+        const V right = *reinterpret_cast<const V*>(x_c + row + N);
+        for (int s = 0; s < 2; ++s) {
+          const V v = __builtin_shuffle(left, right, s == 0 ? even : odd);
           const Index index = twice_lane + (row + s);
           if (r == 0 && s == 0) {
             best = v, at = index;
             continue;
           }
-          const auto take = (v > best) | ((v != v) & (best == best));
+          const auto take = (v > best) | ((v != v) & (best == best));  // wins(), lane by lane
           best = take ? v : best;
           at = __builtin_convertvector(take, Index) ? index : at;
         }
@@ -96,28 +95,18 @@ void max_stride_2_plane(const Pool2dParams& p, const T* x_c, T* y_c, int64_t* ar
   }
 }
 
-// The widest vector path whose N outputs fit in a row (p.Q >= 2 always finds one), for
-// KH x KW windows known at compile time (with a runtime window size, 3x3 ran 2.2x slower).
-// Only 2x2 uses it: AlexNet's 3x3 windows ran 1.6x faster tap by tap across the row
-// (inner_columns) than here (9 shuffles and two index vectors per 16 outputs).
-template <typename T, int KH, int KW, int N = Simd<T>::kLanes>
-void max_stride_2(const Pool2dParams& p, const T* x_c, T* y_c, int64_t* arg_c) {
-  if constexpr (N > 2) {
-    if (p.Q < N) return max_stride_2<T, KH, KW, N / 2>(p, x_c, y_c, arg_c);
-  }
-  max_stride_2_plane<T, N, KH, KW>(p, x_c, y_c, arg_c);
-}
-
 }  // namespace
 
 template <typename T>
 void max_pool2d_forward(const Pool2dParams& p, const T* x, T* y, int64_t* argmax) {
   const int64_t planes = p.N * p.C, HW = p.H * p.W, PQ = p.P * p.Q;
-  if (is_plain_2x2(p) && p.Q >= 2) {
+  if (is_plain_2x2(p)) {
+    with_widest_lanes<T>(p.Q, [&](auto lanes) {
 #pragma omp parallel for schedule(static)
-    for (int64_t plane = 0; plane < planes; ++plane) {
-      max_stride_2<T, 2, 2>(p, x + plane * HW, y + plane * PQ, argmax + plane * PQ);
-    }
+      for (int64_t plane = 0; plane < planes; ++plane) {
+        max_2x2_plane<T, lanes()>(p, x + plane * HW, y + plane * PQ, argmax + plane * PQ);
+      }
+    });
     return;
   }
 #pragma omp parallel for schedule(static)

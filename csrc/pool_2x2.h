@@ -11,10 +11,11 @@
 namespace ck {
 namespace CK_ISA {
 
-// 2x2 windows, stride 2, no padding, every window inside the input.
+// 2x2 windows, stride 2, no padding, every window inside the input, and rows of at least two
+// outputs (the narrowest vector).
 inline bool is_plain_2x2(const Pool2dParams& p) {
   return p.kernel.h == 2 && p.kernel.w == 2 && p.stride.h == 2 && p.stride.w == 2 && p.pad.h == 0 &&
-         p.pad.w == 0 && 2 * p.P <= p.H && 2 * p.Q <= p.W;
+         p.pad.w == 0 && 2 * p.P <= p.H && 2 * p.Q <= p.W && p.Q >= 2;
 }
 
 // Vectors of N lanes of T, and shuffle masks (lane indices of the same width as T).
@@ -35,6 +36,16 @@ struct Lanes {
     return m;
   }
 };
+
+// Calls body(std::integral_constant<int, N>()) for the widest vector, N lanes of T (halving from
+// a full register down to 2), whose outputs fit in a row of Q >= 2.
+template <typename T, int N = Simd<T>::kLanes, typename Fn>
+void with_widest_lanes(int64_t Q, Fn body) {
+  if constexpr (N > 2) {
+    if (Q < N) return with_widest_lanes<T, N / 2>(Q, body);
+  }
+  body(std::integral_constant<int, N>());
+}
 
 // Calls body(ow) for vectors of N outputs starting at ow, covering [0, Q): the last vector
 // overlaps the one before it instead of a scalar tail (it recomputes the same values).
