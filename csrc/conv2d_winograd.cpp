@@ -168,6 +168,31 @@ struct F2x5 {
   }
 };
 
+// out[xi] = the 2-D transforms of Side x Side patches, one per lane: patch l at sources[l] with
+// rows `pitch` apart (nullptr: zeros). Side 6 is an input patch (B^T d B), Side F::kOut a tile
+// of dy (A dy A^T). Gathering each patch into one lane makes the arithmetic vector code.
+template <typename F, int Side, typename T>
+void transform_patches(const T* const* sources, int64_t pitch, typename Simd<T>::Vec* out) {
+  using Vec = typename Simd<T>::Vec;
+  constexpr int L = Simd<T>::kLanes;
+  alignas(kVectorBytes) T lanes[Side * Side][L];
+  for (int l = 0; l < L; ++l) {
+    const T* src = sources[l];
+    for (int i = 0; i < Side; ++i) {
+      for (int j = 0; j < Side; ++j) lanes[i * Side + j][l] = src ? src[i * pitch + j] : T(0);
+    }
+  }
+  Vec in[Side * Side], half[kAlpha * Side];
+  for (int i = 0; i < Side * Side; ++i) in[i] = *reinterpret_cast<const Vec*>(lanes[i]);
+  if constexpr (Side == kAlpha) {
+    for (int j = 0; j < kAlpha; ++j) input_1d(in + j, kAlpha, half + j, kAlpha);  // columns
+    for (int a = 0; a < kAlpha; ++a) input_1d(half + a * kAlpha, 1, out + a * kAlpha, 1);
+  } else {
+    for (int j = 0; j < Side; ++j) F::gradient_1d(in + j, Side, half + j, Side);  // columns
+    for (int a = 0; a < kAlpha; ++a) F::gradient_1d(half + a * Side, 1, out + a * kAlpha, 1);
+  }
+}
+
 struct WinogradDims {
   int64_t Cg, Kg, HW, PQ;
   int64_t tiles_h, tiles_w, tiles_per_sample, tiles;  // m x m output tiles
@@ -315,31 +340,21 @@ void transform_filters(const WinogradDims& d, const T* w_g, T* u) {
 
 // v[xi][panel][c][j] = (B^T d B)[xi] of the block's tile panel * NR + j, channel c: the inputs
 // in the micro-kernel's packed B layout, zero past the block's last tile.
-template <typename T>
+template <typename F, typename T>
 void transform_inputs(const Conv2dParams& p, const WinogradDims& d, const T* x_g,
                       const BlockLayout& layout, int64_t count, T* band, T* v) {
   using Vec = typename Simd<T>::Vec;
   constexpr int L = Simd<T>::kLanes, NR = Tile<T>::kNr;
-  const int64_t columns = round_up(count, NR), xi_size = columns * d.Cg, w = layout.band_w;
-  alignas(kVectorBytes) T patch[kPoints][L];
+  const int64_t columns = round_up(count, NR), xi_size = columns * d.Cg;
   for (int64_t c = 0; c < d.Cg; ++c) {
     fill_bands(p, layout, x_g + c * d.HW, band);
     for (int64_t lane0 = 0; lane0 < columns; lane0 += L) {
-      // Gather: lane l holds the patch of tile lane0 + l.
+      const T* sources[L];  // lane l: the patch of tile lane0 + l
       for (int l = 0; l < L; ++l) {
-        if (lane0 + l >= count) {
-          for (int i = 0; i < kPoints; ++i) patch[i][l] = T(0);
-          continue;
-        }
-        const T* src = band + layout.tile[lane0 + l].band_offset;
-        for (int i = 0; i < kAlpha; ++i) {
-          for (int j = 0; j < kAlpha; ++j) patch[i * kAlpha + j][l] = src[i * w + j];
-        }
+        sources[l] = lane0 + l < count ? band + layout.tile[lane0 + l].band_offset : nullptr;
       }
-      Vec in[kPoints], half[kPoints], out[kPoints];
-      for (int i = 0; i < kPoints; ++i) in[i] = *reinterpret_cast<const Vec*>(patch[i]);
-      for (int j = 0; j < kAlpha; ++j) input_1d(in + j, kAlpha, half + j, kAlpha);  // columns
-      for (int a = 0; a < kAlpha; ++a) input_1d(half + a * kAlpha, 1, out + a * kAlpha, 1);
+      Vec out[kPoints];
+      transform_patches<F, kAlpha>(sources, layout.band_w, out);
       T* dst = v + (lane0 / NR) * d.Cg * NR + c * NR + lane0 % NR;
       for (int xi = 0; xi < kPoints; ++xi) *reinterpret_cast<Vec*>(dst + xi * xi_size) = out[xi];
     }
@@ -405,7 +420,7 @@ void forward(const Conv2dParams& p, const T* x, const T* w, const T* b, T* y) {
     T* m = v + v_size;
     BlockLayout layout{0, 0, bands.get() + slot * max_bands(d), tiles.get() + slot * d.block};
     locate_tiles<F>(p, d, t0, count, layout);
-    transform_inputs(p, d, x + g * d.Cg * d.HW, layout, count, m + m_size, v);
+    transform_inputs<F>(p, d, x + g * d.Cg * d.HW, layout, count, m + m_size, v);
     // M_xi (Kg, columns) = U_xi V_xi: one A panel of filters against every B panel of tiles.
     const T* u_g = u.get() + g * u_size;
     for (int xi = 0; xi < kPoints; ++xi) {
@@ -496,26 +511,9 @@ struct GradientOperand {
     return planes + ((n * channels + first) * plane_h + oh) * plane_w + ow;
   }
   int64_t plane_size() const { return plane_h * plane_w; }
-  // lanes[i][l] = element i of the patch of lane l (nullptr: zeros), then out = its transform.
+  // out = the transforms of the patches of tiles/channels in `sources`, one per lane.
   void transform(const T* const* sources, Vec* out) const {
-    constexpr int L = Simd<T>::kLanes;
-    alignas(kVectorBytes) T lanes[kPoints][L];
-    for (int l = 0; l < L; ++l) {
-      const T* src = sources[l];
-      for (int i = 0; i < side; ++i) {
-        for (int j = 0; j < side; ++j) lanes[i * side + j][l] = src ? src[i * plane_w + j] : T(0);
-      }
-    }
-    Vec in[kPoints], half[kPoints];
-    for (int i = 0; i < side * side; ++i) in[i] = *reinterpret_cast<const Vec*>(lanes[i]);
-    if constexpr (Side == kAlpha) {
-      for (int j = 0; j < kAlpha; ++j) input_1d(in + j, kAlpha, half + j, kAlpha);  // columns
-      for (int a = 0; a < kAlpha; ++a) input_1d(half + a * kAlpha, 1, out + a * kAlpha, 1);
-    } else {
-      constexpr int m = F::kOut;
-      for (int j = 0; j < m; ++j) F::gradient_1d(in + j, m, half + j, m);  // columns
-      for (int a = 0; a < kAlpha; ++a) F::gradient_1d(half + a * m, 1, out + a * kAlpha, 1);
-    }
+    transform_patches<F, Side>(sources, plane_w, out);
   }
 };
 
