@@ -8,8 +8,10 @@
 // columns [s * PQ, (s + 1) * PQ). Per block and group:
 //   forward           y' (Kg, nb PQ) = w_g (Kg, CRS) * col (+ bias)
 //   backward input    dcol (CRS, nb PQ) = w_g^T * dy' (Kg, nb PQ), added into dx by col2im
-//   backward weight   dw_g (Kg, CRS) += dy' * col^T, summed over blocks; small filter banks
-//                     use row dot products instead (conv2d_direct.cpp)
+//   backward weight   dw_g (Kg, CRS) += dy' * col^T, summed over blocks; most layers use the
+//                     kernel with the filters in the vector lanes instead
+//                     (conv2d_backward_weight_nhwc.cpp), small filter banks row dot products
+//                     (conv2d_direct.cpp)
 // y' and dy' are y and dy with the block's samples side by side; with nb = 1 they are the NCHW
 // tensors themselves and no copy is made. Threads split the blocks when there are enough of
 // them, and otherwise the GEMM inside each block. Backward-weight gives each thread its own dw
@@ -132,13 +134,34 @@ bool forward_is_winograd(const Conv2dParams& p) {
   return p.C / p.groups >= 32 && p.K / p.groups >= 32 && 2 * p.P * p.Q >= tile_outputs;
 }
 
-// Backward-weight as dot products of rows (conv2d_direct.cpp) when the filter bank is small: its
-// GEMM would have few rows (Kg) and columns (CRS) and a long reduction, mostly packing. The
-// bound sits between CIFAR c2 (25,600 weights per group: 1.4x faster as dot products) and LeNet
-// C5 and AlexNet conv1 (48,000 and 34,848: 1.3x and 2x faster as a GEMM), measured on an
-// AVX-512 Xeon.
+// Backward-weight as dot products of rows (conv2d_direct.cpp), where the kernel with the filters
+// in the lanes (below) does not take it, when the filter bank is small: its GEMM would have few
+// rows (Kg) and columns (CRS) and a long reduction, mostly packing. The bound sits between CIFAR c2
+// (25,600 weights per group: 1.4x faster as dot products) and LeNet C5 and AlexNet conv1 (48,000
+// and 34,848: 1.3x and 2x faster as a GEMM), measured on an AVX-512 Xeon.
 bool backward_weight_is_direct(const Conv2dParams& p) {
   return direct_unless_forced((p.K / p.groups) * (p.C / p.groups) * p.R * p.S <= 30000);
+}
+
+// Backward-weight with the filters in the vector lanes (conv2d_backward_weight_nhwc.cpp) where
+// they fill at least one vector: measured against the dot products or GEMM it replaces (2
+// threads, AVX2 on a Zen 3 EPYC), LeNet C3 2.4x, CIFAR c1 1.3x, c2 2.3x, AlexNet conv1 1.3x
+// faster. Winograd stays ahead on CIFAR c3 and AlexNet conv2-5 (1.1-1.7x). With fewer filters
+// (LeNet C1: 6) most lanes would be idle; the dot products are as fast there. Forcing the direct
+// kernels picks it wherever it applies, so the tests run it on every filter count.
+template <typename T>
+bool backward_weight_is_nhwc(const Conv2dParams& p) {
+  if (!conv2d_backward_weight_nhwc_possible(p)) return false;
+  switch (conv_algorithm()) {
+    case ConvAlgorithm::kDirect:
+      return true;
+    case ConvAlgorithm::kGemm:
+      return false;
+    case ConvAlgorithm::kAuto:
+    case ConvAlgorithm::kWinograd:  // where Winograd does not apply
+      break;
+  }
+  return p.K / p.groups >= Simd<T>::kLanes;
 }
 
 // Forward as shifted products over the padded input (conv2d_direct.cpp): stride 1 only. It
@@ -325,6 +348,10 @@ void conv2d_backward_weight(const Conv2dParams& p, const T* x, const T* dy, T* d
   }
   if (backward_weight_is_winograd(p)) {
     conv2d_backward_weight_winograd(p, x, dy, dw);
+    return;
+  }
+  if (backward_weight_is_nhwc<T>(p)) {
+    conv2d_backward_weight_nhwc(p, x, dy, dw);
     return;
   }
   if (backward_weight_is_direct(p)) {

@@ -59,6 +59,11 @@ void conv2d_backward_weight(const Conv2dParams& p, const T* x, const T* dy, T* d
 // The same, computed directly (conv2d_direct.cpp); conv2d_backward_weight picks it per shape.
 template <typename T>
 void conv2d_backward_weight_direct(const Conv2dParams& p, const T* x, const T* dy, T* dw);
+// The same with the filters in the vector lanes on a channels-last copy of dy
+// (conv2d_backward_weight_nhwc.cpp), for filter widths 3, 5, 7 and 11 without dilation along w.
+bool conv2d_backward_weight_nhwc_possible(const Conv2dParams& p);
+template <typename T>
+void conv2d_backward_weight_nhwc(const Conv2dParams& p, const T* x, const T* dy, T* dw);
 // dy: (N, K, P, Q), db: (K)
 template <typename T>
 void conv2d_backward_bias(const Conv2dParams& p, const T* dy, T* db);
