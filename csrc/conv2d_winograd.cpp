@@ -27,6 +27,9 @@
 // is described above its function.
 #include <algorithm>
 #include <type_traits>
+#if defined(__AVX2__)
+#include <immintrin.h>
+#endif
 
 #include "gemm_micro_kernel.h"
 #include "kernels.h"
@@ -168,6 +171,47 @@ struct F2x5 {
   }
 };
 
+// Gathering 6x6 patches into lanes element by element stores each value to the stack and
+// reloads it as part of a vector, which the CPU cannot forward from the stores: on AVX2 (Zen 3)
+// that made the input transform 41 % of CIFAR c2's forward. With 8 float lanes a patch row fits
+// in one vector, so 8 tiles' row i load as 8 vectors (2 values past the patch, read and
+// dropped: buffers holding patches keep kPatchSlack elements after them) and an 8 x 8
+// transpose turns them into 6 vectors of one element across the tiles.
+constexpr int64_t kPatchSlack = 64;
+#if defined(__AVX2__) && !defined(__AVX512F__)
+template <typename T>
+constexpr bool kGatherByTranspose = std::is_same_v<T, float>;
+
+inline void gather_by_transpose(const float* const* sources, int64_t pitch, Simd<float>::Vec* in) {
+  for (int i = 0; i < kAlpha; ++i) {
+    __m256 r[8];
+    for (int l = 0; l < 8; ++l) {
+      r[l] = sources[l] ? _mm256_loadu_ps(sources[l] + i * pitch) : _mm256_setzero_ps();
+    }
+    const __m256 t0 = _mm256_unpacklo_ps(r[0], r[1]), t1 = _mm256_unpackhi_ps(r[0], r[1]);
+    const __m256 t2 = _mm256_unpacklo_ps(r[2], r[3]), t3 = _mm256_unpackhi_ps(r[2], r[3]);
+    const __m256 t4 = _mm256_unpacklo_ps(r[4], r[5]), t5 = _mm256_unpackhi_ps(r[4], r[5]);
+    const __m256 t6 = _mm256_unpacklo_ps(r[6], r[7]), t7 = _mm256_unpackhi_ps(r[6], r[7]);
+    const __m256 u0 = _mm256_shuffle_ps(t0, t2, 0x44), u1 = _mm256_shuffle_ps(t0, t2, 0xEE);
+    const __m256 u2 = _mm256_shuffle_ps(t1, t3, 0x44), u3 = _mm256_shuffle_ps(t1, t3, 0xEE);
+    const __m256 u4 = _mm256_shuffle_ps(t4, t6, 0x44), u5 = _mm256_shuffle_ps(t4, t6, 0xEE);
+    const __m256 u6 = _mm256_shuffle_ps(t5, t7, 0x44), u7 = _mm256_shuffle_ps(t5, t7, 0xEE);
+    Simd<float>::Vec* row = in + i * kAlpha;
+    row[0] = Simd<float>::Vec(_mm256_permute2f128_ps(u0, u4, 0x20));
+    row[1] = Simd<float>::Vec(_mm256_permute2f128_ps(u1, u5, 0x20));
+    row[2] = Simd<float>::Vec(_mm256_permute2f128_ps(u2, u6, 0x20));
+    row[3] = Simd<float>::Vec(_mm256_permute2f128_ps(u3, u7, 0x20));
+    row[4] = Simd<float>::Vec(_mm256_permute2f128_ps(u0, u4, 0x31));
+    row[5] = Simd<float>::Vec(_mm256_permute2f128_ps(u1, u5, 0x31));
+  }
+}
+#else
+template <typename T>
+constexpr bool kGatherByTranspose = false;
+template <typename T>
+void gather_by_transpose(const T* const*, int64_t, typename Simd<T>::Vec*) {}
+#endif
+
 // out[xi] = the 2-D transforms of Side x Side patches, one per lane: patch l at sources[l] with
 // rows `pitch` apart (nullptr: zeros). Side 6 is an input patch (B^T d B), Side F::kOut a tile
 // of dy (A dy A^T). Gathering each patch into one lane makes the arithmetic vector code.
@@ -175,15 +219,19 @@ template <typename F, int Side, typename T>
 void transform_patches(const T* const* sources, int64_t pitch, typename Simd<T>::Vec* out) {
   using Vec = typename Simd<T>::Vec;
   constexpr int L = Simd<T>::kLanes;
-  alignas(kVectorBytes) T lanes[Side * Side][L];
-  for (int l = 0; l < L; ++l) {
-    const T* src = sources[l];
-    for (int i = 0; i < Side; ++i) {
-      for (int j = 0; j < Side; ++j) lanes[i * Side + j][l] = src ? src[i * pitch + j] : T(0);
-    }
-  }
   Vec in[Side * Side], half[kAlpha * Side];
-  for (int i = 0; i < Side * Side; ++i) in[i] = *reinterpret_cast<const Vec*>(lanes[i]);
+  if constexpr (kGatherByTranspose<T> && Side == kAlpha) {
+    gather_by_transpose(sources, pitch, in);
+  } else {
+    alignas(kVectorBytes) T lanes[Side * Side][L];
+    for (int l = 0; l < L; ++l) {
+      const T* src = sources[l];
+      for (int i = 0; i < Side; ++i) {
+        for (int j = 0; j < Side; ++j) lanes[i * Side + j][l] = src ? src[i * pitch + j] : T(0);
+      }
+    }
+    for (int i = 0; i < Side * Side; ++i) in[i] = *reinterpret_cast<const Vec*>(lanes[i]);
+  }
   if constexpr (Side == kAlpha) {
     for (int j = 0; j < kAlpha; ++j) input_1d(in + j, kAlpha, half + j, kAlpha);  // columns
     for (int a = 0; a < kAlpha; ++a) input_1d(half + a * kAlpha, 1, out + a * kAlpha, 1);
@@ -338,6 +386,21 @@ void transform_filters(const WinogradDims& d, const T* w_g, T* u) {
   }
 }
 
+// The block's V and M hold 36 slices, one per position xi, written (V) and read (M) 36 at a time
+// by the transforms. Slices a multiple of 4 KiB apart all fall in the same L1 set and evict each
+// other (CIFAR c2's V slices are 8 KiB: the stores into them were 18 % of its forward on Zen 3),
+// so each slice is followed by a cache line of padding.
+template <typename T>
+constexpr int64_t kSliceGap = 64 / sizeof(T);
+template <typename T>
+int64_t v_xi_stride(const WinogradDims& d, int64_t tiles) {
+  return round_up(tiles, Tile<T>::kNr) * d.Cg + kSliceGap<T>;
+}
+template <typename T>
+int64_t m_xi_stride(const WinogradDims& d) {
+  return d.Kg * d.block + kSliceGap<T>;
+}
+
 // v[xi][panel][c][j] = (B^T d B)[xi] of the block's tile panel * NR + j, channel c: the inputs
 // in the micro-kernel's packed B layout, zero past the block's last tile.
 template <typename F, typename T>
@@ -345,7 +408,7 @@ void transform_inputs(const Conv2dParams& p, const WinogradDims& d, const T* x_g
                       const BlockLayout& layout, int64_t count, T* band, T* v) {
   using Vec = typename Simd<T>::Vec;
   constexpr int L = Simd<T>::kLanes, NR = Tile<T>::kNr;
-  const int64_t columns = round_up(count, NR), xi_size = columns * d.Cg;
+  const int64_t columns = round_up(count, NR), xi_size = v_xi_stride<T>(d, count);
   for (int64_t c = 0; c < d.Cg; ++c) {
     fill_bands(p, layout, x_g + c * d.HW, band);
     for (int64_t lane0 = 0; lane0 < columns; lane0 += L) {
@@ -368,7 +431,7 @@ void transform_outputs(const Conv2dParams& p, const WinogradDims& d, const T* m,
                        const BlockLayout& layout, int64_t count, const T* bias_g, T* y_g) {
   using Vec = typename Simd<T>::Vec;
   constexpr int L = Simd<T>::kLanes;
-  const int64_t xi_size = d.Kg * ldm;
+  const int64_t xi_size = m_xi_stride<T>(d);
   alignas(kVectorBytes) T tile[F::kOut * F::kOut][L];
   for (int64_t k = 0; k < d.Kg; ++k) {
     const T bias = bias_g != nullptr ? bias_g[k] : T(0);
@@ -402,11 +465,12 @@ void forward(const Conv2dParams& p, const T* x, const T* w, const T* b, T* y) {
   for (int64_t g = 0; g < p.groups; ++g) {
     transform_filters<F>(d, w + g * d.Kg * d.Cg * F::kTaps * F::kTaps, u.get() + g * u_size);
   }
-  const int64_t v_size = kPoints * d.block * d.Cg, m_size = kPoints * d.Kg * d.block;
+  const int64_t v_size = kPoints * v_xi_stride<T>(d, d.block), m_size = kPoints * m_xi_stride<T>(d);
   const int64_t items = d.blocks * p.groups;
   const int slots = static_cast<int>(std::min<int64_t>(threads, items));
   // Whole cache lines each, so every slot's v stays aligned for the vector stores.
-  const int64_t band_size = round_up(max_bands(d) * kAlpha * band_width<F>(d), 64 / sizeof(T));
+  const int64_t band_size =
+      round_up(max_bands(d) * kAlpha * band_width<F>(d) + kPatchSlack, 64 / sizeof(T));
   Scratch<T> work(slots * (v_size + m_size + band_size));
   Scratch<TileAt> tiles(slots * d.block);
   Scratch<Band> bands(slots * max_bands(d));
@@ -424,8 +488,8 @@ void forward(const Conv2dParams& p, const T* x, const T* w, const T* b, T* y) {
     // M_xi (Kg, columns) = U_xi V_xi: one A panel of filters against every B panel of tiles.
     const T* u_g = u.get() + g * u_size;
     for (int xi = 0; xi < kPoints; ++xi) {
-      const T* v_xi = v + xi * columns * d.Cg;
-      T* m_xi = m + xi * d.Kg * d.block;
+      const T* v_xi = v + xi * v_xi_stride<T>(d, count);
+      T* m_xi = m + xi * m_xi_stride<T>(d);
       for (int64_t ir = 0; ir < d.Kp; ir += kMr) {
         const T* a = u_g + (xi * d.Kp + ir) * d.Cg;
         const int mr = static_cast<int>(std::min<int64_t>(kMr, d.Kg - ir));
@@ -524,7 +588,7 @@ template <typename T, typename Operand>
 void pack_operand_b(const Operand& op, int64_t t0, int64_t count, int64_t stride, T* b) {
   using Vec = typename Simd<T>::Vec;
   constexpr int L = Simd<T>::kLanes, NR = Tile<T>::kNr;
-  const int64_t padded = round_up(op.rows, NR), xi_size = padded * stride;
+  const int64_t padded = round_up(op.rows, NR), xi_size = padded * stride + kSliceGap<T>;
 #pragma omp for schedule(static)
   for (int64_t t = 0; t < count; ++t) {
     const T* tile = op.tile(t0 + t);
@@ -549,7 +613,7 @@ template <typename T, typename Operand>
 void pack_operand_a(const Operand& op, int64_t t0, int64_t count, int64_t stride, T* a) {
   using Vec = typename Simd<T>::Vec;
   constexpr int L = Simd<T>::kLanes;
-  const int64_t panels = ceil_div(op.rows, kMr), xi_size = panels * kMr * stride;
+  const int64_t panels = ceil_div(op.rows, kMr), xi_size = panels * kMr * stride + kSliceGap<T>;
   const int64_t lane_groups = ceil_div(count, L);
 #pragma omp for schedule(static)
   for (int64_t item = 0; item < panels * lane_groups; ++item) {
@@ -591,7 +655,7 @@ void sum_products(const WinogradDims& d, const OperandA& a_op, const OperandB& b
       std::max<int64_t>(1, std::min({d.tiles, kMaxGradientBlock, kGradientBlockBytes / per_tile}));
   const int64_t blocks = ceil_div(d.tiles, block);
   const int64_t stride = round_up(block, L);  // tiles per packed panel, whole vectors
-  const int64_t a_xi = a_rows * stride, b_xi = b_rows * stride;
+  const int64_t a_xi = a_rows * stride + kSliceGap<T>, b_xi = b_rows * stride + kSliceGap<T>;
   const int64_t ldm = b_op.rows, m_xi = a_op.rows * b_op.rows;
   const int team = static_cast<int>(std::min<int64_t>(max_threads(), kPoints));
   Scratch<T> a(kPoints * a_xi), b(kPoints * b_xi);
@@ -629,7 +693,7 @@ void backward_weight(const Conv2dParams& p, const T* x, const T* dy, T* dw) {
   const int64_t xh = d.tiles_h * F::kOut + kAlpha - F::kOut;  // padded x plane
   const int64_t xw = d.tiles_w * F::kOut + kAlpha - F::kOut;
   const int64_t gh = d.tiles_h * F::kOut, gw = d.tiles_w * F::kOut;  // padded dy plane
-  Scratch<T> x_pad(p.N * p.C * xh * xw), dy_pad(p.N * p.K * gh * gw);
+  Scratch<T> x_pad(p.N * p.C * xh * xw + kPatchSlack), dy_pad(p.N * p.K * gh * gw);
   pad_input<F>(p, d, x, x_pad.get());
   pad_gradient<F>(p, d, dy, dy_pad.get());
   using XOperand = GradientOperand<F, T, kAlpha>;
