@@ -40,6 +40,7 @@ KERNEL_SOURCES = [
     "csrc/conv2d.cpp",
     "csrc/conv2d_direct.cpp",
     "csrc/conv2d_backward_weight_nhwc.cpp",
+    "csrc/conv2d_forward_nhwc.cpp",
     "csrc/conv2d_winograd.cpp",
     "csrc/max_pool2d.cpp",
     "csrc/avg_pool2d.cpp",

@@ -178,6 +178,28 @@ bool forward_is_direct(const Conv2dParams& p) {
   return direct_unless_forced(Kg <= 128 && p.P * p.Q >= 64 && worth_it);
 }
 
+// Forward with the filters in the vector lanes (conv2d_forward_nhwc.cpp) where they fill at least
+// one vector and their channels-last copy fits in L2 (beyond that the GEMM's blocking wins):
+// measured against the kernels it replaces (2 threads, AVX2 on a Zen 3 EPYC), TODO. With fewer
+// filters (LeNet C1) the direct kernel with the positions in the lanes is faster. Forcing the
+// direct kernels picks it wherever it applies, so the tests run it on every filter count.
+template <typename T>
+bool forward_is_nhwc(const Conv2dParams& p) {
+  if (!conv2d_forward_nhwc_possible(p)) return false;
+  switch (conv_algorithm()) {
+    case ConvAlgorithm::kDirect:
+      return true;
+    case ConvAlgorithm::kGemm:
+      return false;
+    case ConvAlgorithm::kAuto:
+    case ConvAlgorithm::kWinograd:  // where Winograd does not apply
+      break;
+  }
+  const int64_t Kg = p.K / p.groups, taps = p.C / p.groups * p.R * p.S;
+  return Kg >= Simd<T>::kLanes &&
+         taps * round_up(Kg, Simd<T>::kLanes) * static_cast<int64_t>(sizeof(T)) <= (512 << 10);
+}
+
 // Backward-weight by Winograd where the forward would use it and each tile's share of the GEMM,
 // ~Kg Cg, outweighs its transforms, ~Kg + Cg: Kg Cg / (Kg + Cg) >= 20. Measured (2 threads):
 // AlexNet conv2-5 (35-154) 1.2-1.8x faster than the GEMM, CIFAR c3 (5x5, 64 and 32: 21) 1.3x
@@ -249,6 +271,10 @@ void conv2d_forward(const Conv2dParams& p, const T* x, const T* w, const T* b, T
   }
   if (forward_is_winograd(p)) {
     conv2d_forward_winograd(p, x, w, b, y);
+    return;
+  }
+  if (forward_is_nhwc<T>(p)) {
+    conv2d_forward_nhwc(p, x, w, b, y);
     return;
   }
   if (forward_is_direct<T>(p)) {

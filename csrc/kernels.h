@@ -34,6 +34,11 @@ void conv2d_forward(const Conv2dParams& p, const T* x, const T* w, const T* b, T
 // The same for stride 1, computed directly (conv2d_direct.cpp); conv2d_forward picks it per shape.
 template <typename T>
 void conv2d_forward_direct(const Conv2dParams& p, const T* x, const T* w, const T* b, T* y);
+// The same with the filters in the vector lanes (conv2d_forward_nhwc.cpp), for outputs at least
+// 6 columns wide; conv2d_forward picks it per shape.
+bool conv2d_forward_nhwc_possible(const Conv2dParams& p);
+template <typename T>
+void conv2d_forward_nhwc(const Conv2dParams& p, const T* x, const T* w, const T* b, T* y);
 // The share of conv2d_forward_direct's arithmetic that lands in y (it also computes the padding
 // columns and whole register tiles of filters and positions), for the choice of algorithm.
 template <typename T>

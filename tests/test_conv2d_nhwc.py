@@ -1,10 +1,13 @@
-"""conv2d backward-weight with the filters in the vector lanes (conv2d_backward_weight_nhwc.cpp).
+"""conv2d with the filters in the vector lanes: forward (conv2d_forward_nhwc.cpp) and
+backward-weight (conv2d_backward_weight_nhwc.cpp).
 
-Forcing the direct kernels ("direct") runs it wherever it applies (filter widths 3, 5, 7, 11, no
-dilation along w); the shapes below reach each of its cases: filter counts that fill no vector
-or leave a partial one, passes of 4, 2 and 1 filter vectors, runs of (channel, row) pairs that
-cross channels and leave a remainder, strides, padding, dilation along h, groups, more output
-rows than one chunk, and too few blocks to share out (threads then split the rows).
+Forcing the direct kernels ("direct") runs them wherever they apply (forward: outputs at least 6
+columns wide; backward-weight: filter widths 3, 5, 7, 11, no dilation along w); the shapes below
+reach each of their cases: filter counts that fill no vector or leave a partial one, passes of
+4, 2 and 1 filter vectors, strides 1, 2, 4 (compiled in) and 3 (not), a last block of output
+columns that overlaps the one before, runs of (channel, row) pairs that cross channels and leave
+a remainder, padding, dilation, groups, more output rows than one chunk, and too few blocks to
+share out (threads then split the rows).
 """
 
 import numpy as np
@@ -46,9 +49,55 @@ def make(shape, dtype, rng):
     return x, dy, w_shape, kw
 
 
+# (N, C, H, W, K, R, S, stride, padding, dilation, groups) for the forward.
+FORWARD_SHAPES = [
+    (3, 6, 14, 14, 16, 5, 5, 1, 0, 1, 1),  # LeNet C3: 10 columns, the last block overlaps
+    (2, 3, 12, 12, 32, 5, 5, 1, 2, 1, 1),  # CIFAR c1
+    (2, 5, 9, 11, 7, 3, 3, 1, 1, 1, 1),  # fewer filters than lanes
+    (1, 3, 47, 47, 96, 11, 11, 4, 2, 1, 1),  # AlexNet conv1's window and stride
+    (2, 4, 20, 23, 70, 3, 3, 2, 1, 1, 1),  # passes of 4, 2 and 1 vectors, stride 2
+    (2, 6, 21, 22, 24, 3, 4, (1, 3), (0, 2), (2, 2), 2),  # stride 3 along w, dilation, groups
+    (1, 2, 8, 8, 9, 3, 3, 1, 0, 1, 1),  # exactly one block of 6 columns
+]
+FORWARD_IDS = ["-".join(map(str, s)).replace(" ", "") for s in FORWARD_SHAPES]
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("shape", FORWARD_SHAPES, ids=FORWARD_IDS)
+def test_forward_matches_reference(shape, dtype):
+    rng = np.random.default_rng(4)
+    N, C, H, W, K, R, S, stride, padding, dilation, groups = shape
+    x = rng.standard_normal((N, C, H, W)).astype(dtype)
+    w = rng.standard_normal((K, C // groups, R, S)).astype(dtype)
+    b = rng.standard_normal(K).astype(dtype)
+    kw = dict(stride=stride, padding=padding, dilation=dilation, groups=groups)
+    snapshot = unchanged(x, w, b)
+    expected = ref.conv2d(x.astype(np.float64), w.astype(np.float64), b, **kw)
+    run = lambda: ck.conv2d(x, w, b, **kw)  # noqa: E731
+    for label, y in each_isa(run, ("direct",)).items():
+        assert_close(y, expected, dtype, w[0].size + 1, f"forward [{label}]")
+    snapshot.check()
+
+
+def test_forward_gradient_check_through_backward_input():
+    # The forward's adjoint is backward-input: <conv(x), v> = <x, conv_backward_input(v)>.
+    rng = np.random.default_rng(5)
+    x = rng.standard_normal((2, 4, 12, 13))
+    w = rng.standard_normal((24, 4, 3, 3))
+    kw = dict(stride=2, padding=1)
+    with using_conv_algorithm("direct"):
+        directional_gradcheck(
+            lambda x_: ck.conv2d(x_, w, **kw),
+            lambda v, x_: ck.conv2d_backward_input(v, w, x_.shape, **kw),
+            x,
+            rng,
+            what="conv2d input gradient against the forward (filters in lanes)",
+        )
+
+
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
 @pytest.mark.parametrize("shape", SHAPES, ids=IDS)
-def test_matches_reference(shape, dtype):
+def test_backward_weight_matches_reference(shape, dtype):
     rng = np.random.default_rng(0)
     x, dy, w_shape, kw = make(shape, dtype, rng)
     snapshot = unchanged(x, dy)
@@ -62,19 +111,24 @@ def test_matches_reference(shape, dtype):
     snapshot.check()
 
 
-def test_auto_uses_it_where_filters_fill_a_vector():
+def test_auto_uses_them_where_filters_fill_a_vector():
     # Different kernels sum in different orders, so equal bits show which one ran.
     rng = np.random.default_rng(1)
     for K, expect_nhwc in ((64, True), (3, False)):
         x, dy, w_shape, kw = make((2, 6, 14, 14, K, 5, 5, 1, 0, 1, 1), np.float32, rng)
+        w = rng.standard_normal(w_shape).astype(np.float32)
         results = {}
         for algorithm in ("auto", "direct"):
             with using_conv_algorithm(algorithm):
-                results[algorithm] = ck.conv2d_backward_weight(x, dy, w_shape, **kw)
-        assert np.array_equal(results["auto"], results["direct"]) == expect_nhwc, K
+                results[algorithm] = (
+                    ck.conv2d(x, w, **kw),
+                    ck.conv2d_backward_weight(x, dy, w_shape, **kw),
+                )
+        for auto, forced in zip(results["auto"], results["direct"]):
+            assert np.array_equal(auto, forced) == expect_nhwc, K
 
 
-def test_gradient_check():
+def test_backward_weight_gradient_check():
     rng = np.random.default_rng(2)
     x = rng.standard_normal((2, 5, 11, 10))
     w = rng.standard_normal((20, 5, 5, 5))
@@ -89,7 +143,7 @@ def test_gradient_check():
         )
 
 
-def test_results_do_not_depend_on_thread_count():
+def test_backward_weight_does_not_depend_on_thread_count():
     # Enough blocks that threads split them: each weight is summed by one thread, in one order.
     rng = np.random.default_rng(3)
     x, dy, w_shape, kw = make((3, 16, 20, 20, 32, 5, 5, 1, 2, 1, 1), np.float32, rng)
