@@ -43,7 +43,13 @@ void position_block(const Conv2dParams& p, const Layout& d, const T* x_row, cons
                     int64_t k0, T* row_t) {
   using V = typename Simd<T>::Vec;
   constexpr int L = Simd<T>::kLanes;
-  V acc[kPositions][KV] = {};
+  // Zeroed one by one: `= {}` became a rep stos on the stack, 10 % of CIFAR c1's time.
+  V acc[kPositions][KV];
+#pragma GCC unroll 8
+  for (int j = 0; j < kPositions; ++j) {
+#pragma GCC unroll 4
+    for (int v = 0; v < KV; ++v) acc[j][v] = V{};
+  }
   const V negative_zero = V{} * T(-1);
   const int64_t sw = SW > 0 ? SW : p.stride.w;
   const T* w = w_t + k0;
