@@ -112,10 +112,16 @@ def test_backward_weight_matches_reference(shape, dtype):
 
 
 def test_auto_uses_them_where_filters_fill_a_vector():
-    # Different kernels sum in different orders, so equal bits show which one ran.
+    # Different kernels sum in different orders, so equal bits show which one ran. The forward
+    # takes the layers that the direct kernel (positions in lanes, stride 1) leaves to the GEMM.
     rng = np.random.default_rng(1)
-    for K, expect_nhwc in ((64, True), (3, False)):
-        x, dy, w_shape, kw = make((2, 6, 14, 14, K, 5, 5, 1, 0, 1, 1), np.float32, rng)
+    cases = [  # (K, stride, forward in lanes, backward-weight in lanes)
+        (64, 2, True, True),
+        (64, 1, False, True),
+        (3, 1, False, False),
+    ]
+    for K, stride, forward_nhwc, backward_nhwc in cases:
+        x, dy, w_shape, kw = make((2, 6, 14, 14, K, 5, 5, stride, 0, 1, 1), np.float32, rng)
         w = rng.standard_normal(w_shape).astype(np.float32)
         results = {}
         for algorithm in ("auto", "direct"):
@@ -124,8 +130,9 @@ def test_auto_uses_them_where_filters_fill_a_vector():
                     ck.conv2d(x, w, **kw),
                     ck.conv2d_backward_weight(x, dy, w_shape, **kw),
                 )
-        for auto, forced in zip(results["auto"], results["direct"]):
-            assert np.array_equal(auto, forced) == expect_nhwc, K
+        (y_auto, dw_auto), (y_forced, dw_forced) = results["auto"], results["direct"]
+        assert np.array_equal(y_auto, y_forced) == forward_nhwc, (K, stride)
+        assert np.array_equal(dw_auto, dw_forced) == backward_nhwc, (K, stride)
 
 
 def test_backward_weight_gradient_check():
