@@ -85,6 +85,7 @@ HEADERS = [
     "csrc/im2col.h",
     "csrc/gemm_micro_kernel.h",
     "csrc/pool_2x2.h",
+    "csrc/transpose.h",
     "csrc/op_bindings.h",
     f"{PUBLIC_INCLUDE}/convkernels.h",
 ]

@@ -5,7 +5,7 @@
 //
 //   dw[k, c, r, s] = sum over n, p, q of  dy[n, k, p, q] * xp[n, c, p sh + r dh, q sw + s]
 //
-// (xp: x zero-padded). With dy copied to dy_t[g][n][p][q][k] (k padded to a multiple of L), one
+// (xp: x zero-padded). With dy copied to dy_t[n][p][q][k] (k padded to a multiple of L), one
 // step of the reduction, an output position (n, p, q), multiplies a vector of filters' dy by one
 // input value per tap: acc[tap][k vector] += broadcast(xp[...]) * dy_t[n, p, q, k vector]. A
 // block of taps (RB (c, r) rows of S taps) times KV vectors of filters stays in registers over
@@ -20,6 +20,7 @@
 #include <vector>
 
 #include "kernels.h"
+#include "transpose.h"
 
 namespace ck {
 namespace CK_ISA {
@@ -34,7 +35,8 @@ constexpr int kAccumulators = 25;
 constexpr int kAccumulators = 12;
 #endif
 // Bytes of dy_t and input rows a chunk of output rows spans: the chunk is re-read from L2 for
-// every block of taps.
+// every block of taps. dy is copied channels-last a chunk at a time, just before its blocks
+// run, so the copy is written to cache rather than to memory and read back.
 constexpr int64_t kChunkBytes = 384 << 10;
 
 struct Layout {
@@ -44,7 +46,8 @@ struct Layout {
 };
 
 // One block: acc[i][s][v] (RB (c, r) rows starting at cr0, all S taps, KV vectors from k0) +=
-// the products over output rows [row_begin, row_end), into dw_t (Cg R S, Kpad).
+// the products over output rows [row_begin, row_end), into dw_t (Cg R S, Kpad); dy_t_g holds
+// the group's dy of those rows, channels-last.
 template <typename T, int KV, int RB, int S>
 void accumulate_block(const Conv2dParams& p, const Layout& d, const T* xp_g, const T* dy_t_g,
                       int64_t row_begin, int64_t row_end, int64_t cr0, int64_t k0, T* dw_t) {
@@ -70,7 +73,7 @@ void accumulate_block(const Conv2dParams& p, const Layout& d, const T* xp_g, con
     const T* x_row = xp_g + n * d.sample + oh * p.stride.h * d.Wp;
     const T* x_i[RB];
     for (int i = 0; i < RB; ++i) x_i[i] = x_row + offset[i];
-    const T* dy_row = dy_t_g + row * p.Q * d.Kpad + k0;
+    const T* dy_row = dy_t_g + (row - row_begin) * p.Q * d.Kpad + k0;
     for (int64_t q = 0; q < p.Q; ++q) {
       V b[KV];
 #pragma GCC unroll 4
@@ -159,6 +162,26 @@ std::vector<Block> plan_blocks(const Conv2dParams& p, const Layout& d, int lanes
   return blocks;
 }
 
+// dy of output rows [row_begin, row_end) copied channels-last: dy_t[g][row - chunk_row0][q][k]
+// (group g's rows start at dy_t + g * group_stride), zero for k >= Kg.
+template <typename T>
+void copy_dy_rows(const Conv2dParams& p, const Layout& d, const T* dy, int64_t row_begin,
+                  int64_t row_end, int64_t chunk_row0, T* dy_t, int64_t group_stride) {
+  const int64_t PQ = p.P * p.Q;
+  for (int64_t row = row_begin; row < row_end;) {
+    // The rows of one sample: positions contiguous in every channel of dy.
+    const int64_t n = row / p.P, oh = row % p.P, rows = std::min(row_end - row, p.P - oh);
+    for (int64_t g = 0; g < p.groups; ++g) {
+      T* dst = dy_t + g * group_stride + (row - chunk_row0) * p.Q * d.Kpad;
+      transpose(dy + (n * p.K + g * d.Kg) * PQ + oh * p.Q, PQ, d.Kg, rows * p.Q, dst, d.Kpad);
+      for (int64_t i = 0; i < rows * p.Q; ++i) {
+        for (int64_t k = d.Kg; k < d.Kpad; ++k) dst[i * d.Kpad + k] = T(0);
+      }
+    }
+    row += rows;
+  }
+}
+
 }  // namespace
 
 bool conv2d_backward_weight_nhwc_possible(const Conv2dParams& p) {
@@ -172,29 +195,11 @@ void conv2d_backward_weight_nhwc(const Conv2dParams& p, const T* x, const T* dy,
   d.Cg = p.C / p.groups, d.Kg = p.K / p.groups, d.Kpad = round_up(d.Kg, L);
   d.Hp = p.H + 2 * p.pad.h, d.Wp = p.W + 2 * p.pad.w, d.plane = d.Hp * d.Wp;
   d.sample = p.C * d.plane, d.rows = p.N * p.P;
-  const int64_t PQ = p.P * p.Q, CRS = d.Cg * p.R * p.S, dw_t_size = p.groups * CRS * d.Kpad;
+  const int64_t CRS = d.Cg * p.R * p.S, dw_t_size = p.groups * CRS * d.Kpad;
 
-  // dy_t[g][n][p][q][k], zero for k >= Kg; the input zero-padded (unless there is no padding).
-  Scratch<T> dy_t(p.groups * p.N * PQ * d.Kpad);
+  // The input zero-padded (unless there is no padding).
   const bool padded = p.pad.h != 0 || p.pad.w != 0;
   Scratch<T> xp(padded ? p.N * d.sample : 0);
-#pragma omp parallel for collapse(2) schedule(static)
-  for (int64_t g = 0; g < p.groups; ++g) {
-    for (int64_t n = 0; n < p.N; ++n) {
-      T* dst = dy_t.get() + (g * p.N + n) * PQ * d.Kpad;
-      const T* src = dy + (n * p.K + g * d.Kg) * PQ;
-      constexpr int64_t kBlock = 64;  // positions per pass over the filters: cache-sized writes
-      for (int64_t i0 = 0; i0 < PQ; i0 += kBlock) {
-        const int64_t i1 = std::min(PQ, i0 + kBlock);
-        for (int64_t k = 0; k < d.Kg; ++k) {
-          for (int64_t i = i0; i < i1; ++i) dst[i * d.Kpad + k] = src[k * PQ + i];
-        }
-        for (int64_t i = i0; i < i1; ++i) {
-          for (int64_t k = d.Kg; k < d.Kpad; ++k) dst[i * d.Kpad + k] = T(0);
-        }
-      }
-    }
-  }
   if (padded) {
 #pragma omp parallel for schedule(static)
     for (int64_t nc = 0; nc < p.N * p.C; ++nc) {
@@ -220,9 +225,13 @@ void conv2d_backward_weight_nhwc(const Conv2dParams& p, const T* x, const T* dy,
   const int64_t row_bytes =
       (p.Q * d.Kpad + p.stride.h * d.Cg * d.Wp) * static_cast<int64_t>(sizeof(T));
   const int64_t chunk = std::max<int64_t>(1, kChunkBytes / row_bytes);
-  // Too few blocks to share out evenly: threads split the rows instead, each into its own dw_t.
+  // Too few blocks to share out evenly: threads split the rows instead, each into its own dw_t
+  // and with its own copy of dy. Otherwise all threads copy a chunk's dy together, into one of
+  // two buffers so that copying the next chunk overlaps the slowest thread's last blocks.
   const bool split_rows = static_cast<int64_t>(blocks.size()) < 4 * threads;
   const int slots = split_rows ? threads : 1;
+  const int64_t group_chunk = chunk * p.Q * d.Kpad;  // a chunk's dy_t of one group
+  Scratch<T> dy_t((split_rows ? threads : 2) * p.groups * group_chunk);
   Scratch<T> dw_t(slots * dw_t_size);
   for (int64_t i = 0; i < slots * dw_t_size; ++i) dw_t.get()[i] = T(0);
 #pragma omp parallel num_threads(threads)
@@ -234,13 +243,23 @@ void conv2d_backward_weight_nhwc(const Conv2dParams& p, const T* x, const T* dy,
     const int64_t row_first = split_rows ? d.rows * t / threads : 0;
     const int64_t row_last = split_rows ? d.rows * (t + 1) / threads : d.rows;
     T* dw_t_mine = dw_t.get() + (split_rows ? t : 0) * dw_t_size;
-    for (int64_t row0 = row_first; row0 < row_last; row0 += chunk) {
+    int64_t parity = 0;
+    for (int64_t row0 = row_first; row0 < row_last; row0 += chunk, parity ^= 1) {
       const int64_t row1 = std::min(row_last, row0 + chunk);
+      T* dy_chunk = dy_t.get() + (split_rows ? t : parity) * p.groups * group_chunk;
+      if (split_rows) {
+        copy_dy_rows(p, d, dy, row0, row1, row0, dy_chunk, group_chunk);
+      } else {
+        const int64_t rows = row1 - row0;
+        copy_dy_rows(p, d, dy, row0 + rows * t / threads, row0 + rows * (t + 1) / threads, row0,
+                     dy_chunk, group_chunk);
+#pragma omp barrier
+      }
       for (int64_t b = first; b < last; ++b) {
         const Block& blk = blocks[b];
         block_kernel<T>(p.S, blk.vectors, blk.rows)(
-            p, d, input + blk.g * d.Cg * d.plane, dy_t.get() + blk.g * p.N * PQ * d.Kpad, row0,
-            row1, blk.cr0, blk.k0, dw_t_mine + blk.g * CRS * d.Kpad);
+            p, d, input + blk.g * d.Cg * d.plane, dy_chunk + blk.g * group_chunk, row0, row1,
+            blk.cr0, blk.k0, dw_t_mine + blk.g * CRS * d.Kpad);
       }
     }
   }

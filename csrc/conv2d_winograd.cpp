@@ -33,6 +33,7 @@
 
 #include "gemm_micro_kernel.h"
 #include "kernels.h"
+#include "transpose.h"
 
 namespace ck {
 namespace CK_ISA {
@@ -188,21 +189,8 @@ inline void gather_by_transpose(const float* const* sources, int64_t pitch, Simd
     for (int l = 0; l < 8; ++l) {
       r[l] = sources[l] ? _mm256_loadu_ps(sources[l] + i * pitch) : _mm256_setzero_ps();
     }
-    const __m256 t0 = _mm256_unpacklo_ps(r[0], r[1]), t1 = _mm256_unpackhi_ps(r[0], r[1]);
-    const __m256 t2 = _mm256_unpacklo_ps(r[2], r[3]), t3 = _mm256_unpackhi_ps(r[2], r[3]);
-    const __m256 t4 = _mm256_unpacklo_ps(r[4], r[5]), t5 = _mm256_unpackhi_ps(r[4], r[5]);
-    const __m256 t6 = _mm256_unpacklo_ps(r[6], r[7]), t7 = _mm256_unpackhi_ps(r[6], r[7]);
-    const __m256 u0 = _mm256_shuffle_ps(t0, t2, 0x44), u1 = _mm256_shuffle_ps(t0, t2, 0xEE);
-    const __m256 u2 = _mm256_shuffle_ps(t1, t3, 0x44), u3 = _mm256_shuffle_ps(t1, t3, 0xEE);
-    const __m256 u4 = _mm256_shuffle_ps(t4, t6, 0x44), u5 = _mm256_shuffle_ps(t4, t6, 0xEE);
-    const __m256 u6 = _mm256_shuffle_ps(t5, t7, 0x44), u7 = _mm256_shuffle_ps(t5, t7, 0xEE);
-    Simd<float>::Vec* row = in + i * kAlpha;
-    row[0] = Simd<float>::Vec(_mm256_permute2f128_ps(u0, u4, 0x20));
-    row[1] = Simd<float>::Vec(_mm256_permute2f128_ps(u1, u5, 0x20));
-    row[2] = Simd<float>::Vec(_mm256_permute2f128_ps(u2, u6, 0x20));
-    row[3] = Simd<float>::Vec(_mm256_permute2f128_ps(u3, u7, 0x20));
-    row[4] = Simd<float>::Vec(_mm256_permute2f128_ps(u0, u4, 0x31));
-    row[5] = Simd<float>::Vec(_mm256_permute2f128_ps(u1, u5, 0x31));
+    transpose_8x8(r);
+    for (int j = 0; j < kAlpha; ++j) in[i * kAlpha + j] = Simd<float>::Vec(r[j]);
   }
 }
 #else
