@@ -181,9 +181,11 @@ bool forward_is_direct(const Conv2dParams& p) {
 // Forward with the filters in the vector lanes (conv2d_forward_nhwc.cpp) in place of the GEMM,
 // where the filters fill at least one vector and their channels-last copy fits in L2 (beyond
 // that the GEMM's blocking wins): AlexNet conv1 (stride 4) 1.3x faster (2 threads, AVX2 on a
-// Zen 3 EPYC). Where the direct kernel with the positions in the lanes takes the layer it stays:
-// CIFAR c1 runs 1.5x faster that way, LeNet C3 within 8 %. Forcing the direct kernels picks this
-// one wherever it applies (the other then still runs backward-input), so the tests run both.
+// Zen 3 EPYC). It also takes layers from the direct kernel with the positions in the lanes where
+// that one wastes much more (per FMA the direct kernel is ~1.2x faster, 1 thread): LeNet C3
+// (10 of 14 columns used) 1.4x faster; CIFAR c1 (32 of 36) stays, 1.2x faster the direct way.
+// Forcing the direct kernels picks this one wherever it applies (the other then still runs
+// backward-input), so the tests run both.
 template <typename T>
 bool forward_is_nhwc(const Conv2dParams& p) {
   if (!conv2d_forward_nhwc_possible(p)) return false;
@@ -197,9 +199,12 @@ bool forward_is_nhwc(const Conv2dParams& p) {
       break;
   }
   const int64_t Kg = p.K / p.groups, taps = p.C / p.groups * p.R * p.S;
-  return Kg >= Simd<T>::kLanes &&
-         taps * round_up(Kg, Simd<T>::kLanes) * static_cast<int64_t>(sizeof(T)) <= (512 << 10) &&
-         !forward_is_direct<T>(p);
+  if (Kg < Simd<T>::kLanes ||
+      taps * round_up(Kg, Simd<T>::kLanes) * static_cast<int64_t>(sizeof(T)) > (512 << 10)) {
+    return false;
+  }
+  return !forward_is_direct<T>(p) ||
+         conv2d_forward_nhwc_yield<T>(p) >= 1.2 * conv2d_forward_direct_yield<T>(p);
 }
 
 // Backward-weight by Winograd where the forward would use it and each tile's share of the GEMM,

@@ -35,14 +35,17 @@ void conv2d_forward(const Conv2dParams& p, const T* x, const T* w, const T* b, T
 template <typename T>
 void conv2d_forward_direct(const Conv2dParams& p, const T* x, const T* w, const T* b, T* y);
 // The same with the filters in the vector lanes (conv2d_forward_nhwc.cpp), for outputs at least
-// 6 columns wide; conv2d_forward picks it per shape.
+// 5 columns wide; conv2d_forward picks it per shape.
 bool conv2d_forward_nhwc_possible(const Conv2dParams& p);
 template <typename T>
 void conv2d_forward_nhwc(const Conv2dParams& p, const T* x, const T* w, const T* b, T* y);
 // The share of conv2d_forward_direct's arithmetic that lands in y (it also computes the padding
-// columns and whole register tiles of filters and positions), for the choice of algorithm.
+// columns and whole register tiles of filters and positions), for the choice of algorithm; and
+// the same for conv2d_forward_nhwc (columns computed twice, filter lanes left idle).
 template <typename T>
 double conv2d_forward_direct_yield(const Conv2dParams& p);
+template <typename T>
+double conv2d_forward_nhwc_yield(const Conv2dParams& p);
 // Forward for 3x3 and 5x5 filters, stride 1 and no dilation, by Winograd's F(4x4, 3x3) and
 // F(2x2, 5x5) (conv2d_winograd.cpp); conv2d_forward picks it per shape. Rounding errors are
 // larger than the direct sum's (the transforms scale values by up to 16 and 1/24).
