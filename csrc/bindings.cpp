@@ -37,13 +37,9 @@ struct HostBackend {
   using Launch = py::gil_scoped_release;
 
   static bool find_out_of_range(const int64_t* idx, int64_t count, int64_t limit, int64_t* bad) {
-    for (int64_t i = 0; i < count; ++i) {
-      if (idx[i] < 0 || idx[i] >= limit) {
-        *bad = idx[i];
-        return true;
-      }
-    }
-    return false;
+    const int64_t i = active_kernels().first_out_of_range(idx, count, limit);
+    if (i >= 0) *bad = idx[i];
+    return i >= 0;
   }
 };
 

@@ -244,15 +244,15 @@ ck_status max_pool2d_backward(const char* fn, const ck_pool2d_params* c, const T
     not_null(fn, {{dy, "dy"}, {idx, "idx"}, {dx, "dx"}});
     const int64_t nx = p.N * p.C * p.H * p.W, ny = p.N * p.C * p.P * p.Q;
     no_overlap(fn, span(dx, nx, "dx"), {span(dy, ny, "dy"), span(idx, ny, "idx")});
+    const KernelTable<T>& table = kernels<T>(fn);  // also hands this thread the thread count
     const int64_t plane = p.H * p.W;
-    for (int64_t i = 0; i < ny; ++i) {
-      if (idx[i] < 0 || idx[i] >= plane) {
-        invalid(fn, "idx[" + std::to_string(i) + "] = " + std::to_string(idx[i]) +
-                        " lies outside the input plane (valid: 0 to " + std::to_string(plane - 1) +
-                        ")");
-      }
+    const int64_t i = active_kernels().first_out_of_range(idx, ny, plane);
+    if (i >= 0) {
+      invalid(fn, "idx[" + std::to_string(i) + "] = " + std::to_string(idx[i]) +
+                      " lies outside the input plane (valid: 0 to " + std::to_string(plane - 1) +
+                      ")");
     }
-    kernels<T>(fn).max_pool2d_backward(p, dy, idx, dx);
+    table.max_pool2d_backward(p, dy, idx, dx);
   });
 }
 

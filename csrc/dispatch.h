@@ -38,6 +38,9 @@ struct IsaKernels {
   const char* name;
   KernelTable<float> f32;
   KernelTable<double> f64;
+  // The position of the first idx[i] outside [0, limit), or -1: max_pool2d_backward's check of
+  // its indices before it writes anything.
+  int64_t (*first_out_of_range)(const int64_t* idx, int64_t count, int64_t limit);
 
   template <typename T>
   const KernelTable<T>& table() const;

@@ -29,7 +29,8 @@ KernelTable<T> make_table() {
 }  // namespace
 
 const IsaKernels& isa_kernels() {
-  static const IsaKernels kernels{CK_STRINGIFY(CK_ISA), make_table<float>(), make_table<double>()};
+  static const IsaKernels kernels{CK_STRINGIFY(CK_ISA), make_table<float>(), make_table<double>(),
+                                  &first_out_of_range};
   return kernels;
 }
 

@@ -82,6 +82,8 @@ void max_pool2d_forward(const Pool2dParams& p, const T* x, T* y, int64_t* argmax
 // dy, argmax: (N, C, P, Q), dx: (N, C, H, W). argmax must hold indices in [0, H * W).
 template <typename T>
 void max_pool2d_backward(const Pool2dParams& p, const T* dy, const int64_t* argmax, T* dx);
+// The position of the first idx[i] outside [0, limit), or -1 (max_pool2d_backward's indices).
+int64_t first_out_of_range(const int64_t* idx, int64_t count, int64_t limit);
 
 // x: (N, C, H, W), y: (N, C, P, Q)
 template <typename T>

@@ -171,6 +171,30 @@ void max_pool2d_backward(const Pool2dParams& p, const T* dy, const int64_t* argm
   }
 }
 
+int64_t first_out_of_range(const int64_t* idx, int64_t count, int64_t limit) {
+  // An index i is bad when i < 0 or limit - 1 - i < 0: the sign bit of either, ORed over a block
+  // without branches or compares (vector code); only a block that holds a bad index is searched
+  // element by element. Blocks run on all threads.
+  constexpr int64_t kBlock = 4096;
+  const int64_t blocks = ceil_div(count, kBlock);
+  const uint64_t last = static_cast<uint64_t>(limit - 1);
+  int64_t first_bad_block = blocks;
+#pragma omp parallel for schedule(static) reduction(min : first_bad_block)
+  for (int64_t block = 0; block < blocks; ++block) {
+    const int64_t end = std::min(count, (block + 1) * kBlock);
+    uint64_t signs = 0;
+    for (int64_t i = block * kBlock; i < end; ++i) {
+      const uint64_t v = static_cast<uint64_t>(idx[i]);
+      signs |= v | (last - v);
+    }
+    if (signs >> 63) first_bad_block = std::min(first_bad_block, block);
+  }
+  for (int64_t i = first_bad_block * kBlock; i < count; ++i) {
+    if (idx[i] < 0 || idx[i] >= limit) return i;
+  }
+  return -1;
+}
+
 template void max_pool2d_forward<float>(const Pool2dParams&, const float*, float*, int64_t*);
 template void max_pool2d_forward<double>(const Pool2dParams&, const double*, double*, int64_t*);
 template void max_pool2d_backward<float>(const Pool2dParams&, const float*, const int64_t*, float*);

@@ -246,3 +246,34 @@ def test_pooling_matches_pytorch(cfg, dtype, count_include_pad):
         16,
         "avg backward vs torch",
     )
+
+
+def test_max_pool2d_backward_reports_the_first_bad_index_of_many():
+    # The indices are checked in blocks of 4096 on all threads: a bad index in a later block,
+    # and others after it, must give the first one, and nothing may be written to out.
+    x = np.random.default_rng(5).standard_normal((3, 8, 64, 64))
+    y, idx = ck.max_pool2d(x, 2, 2)
+    dy = np.ones_like(y)
+    out = np.full(x.shape, 7.0)
+    threads = ck.get_num_threads()
+
+    def first_error(bad):
+        with pytest.raises(ValueError, match="outside the input plane") as error:
+            ck.max_pool2d_backward(dy, bad, x.shape, out=out)
+        assert np.all(out == 7.0)
+        return str(error.value).split("idx holds ")[1].split(",")[0]
+
+    try:
+        for n in (1, 2):
+            ck.set_num_threads(n)
+            for first, value in ((9000, -3), (9000, 4096), (4095, 2**62), (4096, -(2**63))):
+                bad = idx.copy()
+                bad.flat[first] = value
+                bad.flat[first + 1], bad.flat[20000] = 4096, -1
+                labels = each_isa(lambda: first_error(bad))  # noqa: B023
+                assert set(labels.values()) == {str(value)}, (n, first, labels)
+    finally:
+        ck.set_num_threads(threads)
+    np.testing.assert_array_equal(
+        ck.max_pool2d_backward(dy, idx, x.shape), ref.max_pool2d_backward(dy, idx, x.shape)
+    )
