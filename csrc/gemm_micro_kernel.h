@@ -39,8 +39,20 @@ void micro_kernel(int64_t kc, const T* __restrict a, const T* __restrict b, T* c
   using V = typename Tile<T>::Vec;
   using U = typename Tile<T>::UnalignedVec;
   constexpr int L = Tile<T>::kLanes, NV = kNrVectors;
-  V acc[kMr][NV] = {};
+  // The C tile is read (or written) once the sums are done: fetched into cache meanwhile.
+  for (int r = 0; r < mr; ++r) {
+    __builtin_prefetch(c + r * ldc, 1);
+    __builtin_prefetch(c + r * ldc + nr - 1, 1);
+  }
+  // Zeroed one by one: `= {}` became a rep stos on the stack before every call.
+  V acc[kMr][NV];
+#pragma GCC unroll 8
+  for (int r = 0; r < kMr; ++r) {
+#pragma GCC unroll 8
+    for (int v = 0; v < NV; ++v) acc[r][v] = V{};
+  }
   const V negative_zero = V{} * T(-1);  // x + (-0) == x for every x, so this adds nothing
+#pragma GCC unroll 4
   for (int64_t k = 0; k < kc; ++k) {
     V bv[NV];
 #pragma GCC unroll 8
