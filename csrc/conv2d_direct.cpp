@@ -219,6 +219,21 @@ inline TapRows tap_rows(const Conv2dParams& p, int64_t oh_first, int64_t oh_last
   return {std::min(begin, end), end};
 }
 
+// One sample's channels zero-padded into xp_n (plane = Hp Wp per channel, sample_size in all,
+// zeros past the last plane for the reads that run over).
+template <typename T>
+void pad_sample(const Conv2dParams& p, const T* x_n, int64_t Wp, int64_t plane, int64_t sample_size,
+                T* xp_n) {
+  for (int64_t i = 0; i < sample_size; ++i) xp_n[i] = T(0);
+  for (int64_t c = 0; c < p.C; ++c) {
+    for (int64_t h = 0; h < p.H; ++h) {
+      const T* src = x_n + (c * p.H + h) * p.W;
+      T* dst = xp_n + c * plane + (h + p.pad.h) * Wp + p.pad.w;
+      for (int64_t i = 0; i < p.W; ++i) dst[i] = src[i];
+    }
+  }
+}
+
 template <typename T, int F, int NV>
 void forward_direct_with(const Conv2dParams& p, const T* x, const T* w, const T* b, T* y) {
   constexpr int kTileWidth = NV * Simd<T>::kLanes;
@@ -228,7 +243,7 @@ void forward_direct_with(const Conv2dParams& p, const T* x, const T* w, const T*
   const int64_t panels = (Kg + F - 1) / F;
   // Reads run past the last plane by at most a tile and the widest tap shift.
   const int64_t sample_size = p.C * plane + kTileWidth + (p.S - 1) * p.dilation.w + Wp;
-  Scratch<T> xp(p.N * sample_size);
+  Scratch<T> xp(max_threads() * sample_size);
   Scratch<T> wp(p.groups * panels * RS * Cg * F);
   Scratch<int64_t> shifts(RS);
   for (int64_t r = 0; r < p.R; ++r) {
@@ -250,48 +265,47 @@ void forward_direct_with(const Conv2dParams& p, const T* x, const T* w, const T*
       }
     }
   }
-#pragma omp parallel for schedule(static)
-  for (int64_t n = 0; n < p.N; ++n) {
-    T* xp_n = xp.get() + n * sample_size;
-    for (int64_t i = 0; i < sample_size; ++i) xp_n[i] = T(0);
-    for (int64_t c = 0; c < p.C; ++c) {
-      for (int64_t h = 0; h < p.H; ++h) {
-        const T* src = x + ((n * p.C + c) * p.H + h) * p.W;
-        T* dst = xp_n + c * plane + (h + p.pad.h) * Wp + p.pad.w;
-        for (int64_t i = 0; i < p.W; ++i) dst[i] = src[i];
-      }
-    }
-  }
   const int64_t tasks = p.N * p.groups * panels;
-#pragma omp parallel for schedule(static)
-  for (int64_t task = 0; task < tasks; ++task) {
-    const int64_t n = task / (p.groups * panels), g = (task / panels) % p.groups;
-    const int64_t panel = task % panels, k0 = panel * F;
-    const int64_t filters = std::min<int64_t>(F, Kg - k0);
-    const T* xp_g = xp.get() + n * sample_size + g * Cg * plane;
-    const T* w_panel = wp.get() + (g * panels + panel) * RS * Cg * F;
-    alignas(64) T out[F][kTileWidth];
-    for (int64_t tile = 0; tile < tiles; ++tile) {
-      const int64_t j0 = tile * kTileWidth;
-      const TapRows rows = tap_rows(p, j0 / Wp, std::min(p.P - 1, (j0 + kTileWidth - 1) / Wp));
-      shifted_tile<T, F, NV>(xp_g + j0, plane, Cg, shifts.get() + rows.begin * p.S,
-                             (rows.end - rows.begin) * p.S, w_panel + rows.begin * p.S * Cg * F,
-                             &out[0][0]);
-      // Keep positions j = oh * Wp + ow with ow < Q: one contiguous run per padded row in the
-      // tile (with few channels, an element-by-element test here cost as much as the FMAs).
-      const int64_t width = std::min<int64_t>(kTileWidth, positions - j0);
-      for (int64_t j = 0; j < width;) {
-        const int64_t oh = (j0 + j) / Wp, ow = (j0 + j) % Wp;
-        const int64_t run = std::min(width - j, Wp - ow);
-        const int64_t keep = std::max<int64_t>(0, std::min(run, p.Q - ow));
-        for (int64_t k = 0; k < filters; ++k) {
-          const int64_t filter = g * Kg + k0 + k;
-          const T bias = b != nullptr ? b[filter] : T(0);
-          T* dst = y + ((n * p.K + filter) * p.P + oh) * p.Q + ow;
-          const T* src = &out[k][j];
-          for (int64_t i = 0; i < keep; ++i) dst[i] = src[i] + bias;
+#pragma omp parallel
+  {
+    // Each thread pads the samples of its tasks (a contiguous range) into its own buffer, one at
+    // a time, just before it reads them: in cache, and no batch-sized copy to allocate and fill.
+    T* xp_n = xp.get() + thread_id() * sample_size;
+    int64_t padded_sample = -1;
+#pragma omp for schedule(static)
+    for (int64_t task = 0; task < tasks; ++task) {
+      const int64_t n = task / (p.groups * panels), g = (task / panels) % p.groups;
+      const int64_t panel = task % panels, k0 = panel * F;
+      const int64_t filters = std::min<int64_t>(F, Kg - k0);
+      if (n != padded_sample) {
+        pad_sample(p, x + n * p.C * p.H * p.W, Wp, plane, sample_size, xp_n);
+        padded_sample = n;
+      }
+      const T* xp_g = xp_n + g * Cg * plane;
+      const T* w_panel = wp.get() + (g * panels + panel) * RS * Cg * F;
+      alignas(64) T out[F][kTileWidth];
+      for (int64_t tile = 0; tile < tiles; ++tile) {
+        const int64_t j0 = tile * kTileWidth;
+        const TapRows rows = tap_rows(p, j0 / Wp, std::min(p.P - 1, (j0 + kTileWidth - 1) / Wp));
+        shifted_tile<T, F, NV>(xp_g + j0, plane, Cg, shifts.get() + rows.begin * p.S,
+                               (rows.end - rows.begin) * p.S, w_panel + rows.begin * p.S * Cg * F,
+                               &out[0][0]);
+        // Keep positions j = oh * Wp + ow with ow < Q: one contiguous run per padded row in the
+        // tile (with few channels, an element-by-element test here cost as much as the FMAs).
+        const int64_t width = std::min<int64_t>(kTileWidth, positions - j0);
+        for (int64_t j = 0; j < width;) {
+          const int64_t oh = (j0 + j) / Wp, ow = (j0 + j) % Wp;
+          const int64_t run = std::min(width - j, Wp - ow);
+          const int64_t keep = std::max<int64_t>(0, std::min(run, p.Q - ow));
+          for (int64_t k = 0; k < filters; ++k) {
+            const int64_t filter = g * Kg + k0 + k;
+            const T bias = b != nullptr ? b[filter] : T(0);
+            T* dst = y + ((n * p.K + filter) * p.P + oh) * p.Q + ow;
+            const T* src = &out[k][j];
+            for (int64_t i = 0; i < keep; ++i) dst[i] = src[i] + bias;
+          }
+          j += run;
         }
-        j += run;
       }
     }
   }
