@@ -6,7 +6,7 @@
 // and i in W(c) exactly when c in [i - (size-1)/2, i + size/2].
 //
 // Legend: N batch, C channels, H W spatial size, HW = H * W. Work is split into tasks of one
-// sample and a tile of spatial positions, each with its own (C, tile) scratch rows.
+// sample and a tile of spatial positions (backward: each with its own (C, tile) scratch rows).
 #include <algorithm>
 #include <cmath>
 
@@ -63,18 +63,30 @@ void denominators(const LrnParams& p, const T* x, int64_t width, T* denom) {
 
 template <typename T>
 void lrn_forward(const LrnParams& p, const T* x, T* y) {
-  const int threads = max_threads();
-  Scratch<T> scratch(threads * p.C * kTile);
   const int64_t HW = p.H * p.W;
+  const T k = static_cast<T>(p.k), scale = static_cast<T>(p.alpha / static_cast<double>(p.size));
+  // One pass per channel over a tile: the window's squares summed in a block of kBlock sums
+  // (L1), then y. The window's input rows stay in L1 from one channel to the next, so x is read
+  // from memory once, and nothing else is written (no (C, tile) scratch rows).
+  constexpr int64_t kBlock = 64;
   for_each_tile(p, [&](int64_t at, int64_t width) {
-    T* scale = scratch.get() + thread_id() * p.C * kTile;
-    denominators(p, x + at, width, scale);
-    inverse_power(scale, p.C * width, p.beta);  // scale = D^-beta
     for (int64_t c = 0; c < p.C; ++c) {
+      const int64_t lo = std::max<int64_t>(c - p.size / 2, 0);
+      const int64_t hi = std::min<int64_t>(c + (p.size - 1) / 2, p.C - 1);
       const T* x_c = x + at + c * HW;
       T* y_c = y + at + c * HW;
-      const T* s_c = scale + c * width;
-      for (int64_t j = 0; j < width; ++j) y_c[j] = x_c[j] * s_c[j];
+      for (int64_t j0 = 0; j0 < width; j0 += kBlock) {
+        const int64_t count = std::min(kBlock, width - j0);
+        T d[kBlock];
+        for (int64_t j = 0; j < count; ++j) d[j] = T(0);
+        for (int64_t i = lo; i <= hi; ++i) {
+          const T* x_i = x + at + i * HW + j0;
+          for (int64_t j = 0; j < count; ++j) d[j] += x_i[j] * x_i[j];
+        }
+        for (int64_t j = 0; j < count; ++j) d[j] = k + scale * d[j];
+        inverse_power(d, count, p.beta);  // D^-beta
+        for (int64_t j = 0; j < count; ++j) y_c[j0 + j] = x_c[j0 + j] * d[j];
+      }
     }
   });
 }
