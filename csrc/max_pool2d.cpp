@@ -10,7 +10,9 @@
 // compiler vectorises along ow), and the few columns at the edges, whose windows are clipped,
 // go window by window. Both visit the taps in row-major order, so both keep the same winner.
 // 2x2 windows with stride 2 and no padding (LeNet's) take a vector path over whole rows of
-// outputs (helpers in pool_2x2.h), visiting the taps in the same order.
+// outputs (helpers in pool_2x2.h), and the inner columns of 3-wide windows with stride 2
+// (AlexNet's 3x3/2) one that keeps a vector of outputs in registers over the whole window; both
+// visit the taps in the same order.
 #include <algorithm>
 
 #include "kernels.h"
@@ -55,6 +57,56 @@ void inner_columns(const Pool2dParams& p, const T* x_c, int64_t h_lo, int64_t h_
       }
     }
   }
+}
+
+// The output columns [lo, hi) (at least N) of one output row whose windows are 3 wide with
+// stride 2 along w (AlexNet's overlapping 3x3/2), N at a time with the best value and its tap
+// in registers over the whole window: per window row, two pairs of loads and three shuffles give
+// the columns 2 ow, 2 ow + 1 and 2 ow + 2 of N outputs. Taps go in row-major order with wins(),
+// like inner_columns, which this replaces there (it read and wrote the row of results and int64
+// indices once per tap). The tap is kept as its offset in the window, (ih - h_lo) W + kw, in
+// lanes as wide as T, and widened to the int64 index once per vector.
+template <typename T, int N>
+void columns_3_wide_stride_2(const Pool2dParams& p, const T* x_c, int64_t h_lo, int64_t h_hi,
+                             int64_t lo, int64_t hi, T* y_row, int64_t* arg_row) {
+  using L = Lanes<T, N>;
+  using V = typename L::Vec;
+  using Index = typename L::Index;
+  typedef Index Offsets __attribute__((vector_size(N * sizeof(T))));
+  const auto even = L::pick(0, 2), odd = L::pick(1, 2);
+  typename L::Mask from_two;     // x[2], x[4], ... from loads at 2 and N + 1: lanes 0, 2, ... of
+  for (int l = 0; l < N; ++l) {  // the first, then 1, 3, ... of the second
+    from_two[l] = static_cast<Index>(l < N / 2 ? 2 * l : N + 2 * (l - N / 2) + 1);
+  }
+  typename L::Offsets twice_lane;
+  for (int l = 0; l < N; ++l) twice_lane[l] = 2 * l;
+  for_each_vector_in<N>(lo, hi, [&](int64_t ow) {
+    V best;
+    Offsets tap;
+    for (int64_t ih = h_lo; ih < h_hi; ++ih) {
+      const T* row = x_c + ih * p.W + 2 * ow - p.pad.w;
+      const V a = *reinterpret_cast<const V*>(row), b = *reinterpret_cast<const V*>(row + N);
+      const V c = *reinterpret_cast<const V*>(row + 2),
+              d = *reinterpret_cast<const V*>(row + N + 1);
+      const V columns[3] = {__builtin_shuffle(a, b, even), __builtin_shuffle(a, b, odd),
+                            __builtin_shuffle(c, d, from_two)};
+      for (int kw = 0; kw < 3; ++kw) {
+        const V v = columns[kw];
+        const Offsets offset = Offsets{} + static_cast<Index>((ih - h_lo) * p.W + kw);
+        if (ih == h_lo && kw == 0) {
+          best = v, tap = offset;
+          continue;
+        }
+        const auto take = (v > best) | ((v != v) & (best == best));  // wins(), lane by lane
+        best = take ? v : best;
+        tap = take ? offset : tap;
+      }
+    }
+    *reinterpret_cast<V*>(y_row + ow) = best;
+    *reinterpret_cast<typename L::Offsets*>(arg_row + ow) =
+        __builtin_convertvector(tap, typename L::Offsets) + twice_lane +
+        (h_lo * p.W + 2 * ow - p.pad.w);
+  });
 }
 
 // One plane of 2x2/2 windows, N outputs at a time: the four taps in row-major order (the even
@@ -147,7 +199,11 @@ void max_pool2d_forward(const Pool2dParams& p, const T* x, T* y, int64_t* argmax
       // vectorises the strided reads (AlexNet's 3x3/2 pooling 1.35x faster); on short rows
       // (LeNet's 14) the vector loop's set-up costs more than it saves.
       const bool long_row = inner_hi - inner_lo >= 24;
-      if (long_row && p.stride.w == 2) {
+      if (p.stride.w == 2 && p.kernel.w == 3 && inner_hi - inner_lo >= Simd<T>::kLanes &&
+          (h_hi - h_lo) * p.W < (int64_t{1} << 30)) {
+        columns_3_wide_stride_2<T, Simd<T>::kLanes>(p, x_c, h_lo, h_hi, inner_lo, inner_hi, y_row,
+                                                    arg_row);
+      } else if (long_row && p.stride.w == 2) {
         inner_columns<T, 2>(p, x_c, h_lo, h_hi, inner_lo, inner_hi, y_row, arg_row);
       } else if (long_row && p.stride.w == 1) {
         inner_columns<T, 1>(p, x_c, h_lo, h_hi, inner_lo, inner_hi, y_row, arg_row);

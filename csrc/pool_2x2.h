@@ -55,5 +55,11 @@ void for_each_vector(int64_t Q, Fn body) {
   if (Q % N != 0) body(Q - N);
 }
 
+// The same over [lo, hi), hi - lo >= N.
+template <int N, typename Fn>
+void for_each_vector_in(int64_t lo, int64_t hi, Fn body) {
+  for_each_vector<N>(hi - lo, [&](int64_t ow) { body(lo + ow); });
+}
+
 }  // namespace CK_ISA
 }  // namespace ck

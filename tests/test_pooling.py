@@ -73,9 +73,14 @@ def test_max_pool2d_matches_reference(cfg, dtype, with_ties):
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-@pytest.mark.parametrize("kernel, stride, padding", [(3, 1, 1), (3, 2, 0), ((2, 3), 2, (1, 1))])
+@pytest.mark.parametrize(
+    "kernel, stride, padding",
+    [(3, 1, 1), (3, 2, 0), (3, 2, 1), ((2, 3), 2, (1, 1)), ((4, 3), 2, (2, 1))],
+)
 def test_max_pool2d_long_rows(dtype, kernel, stride, padding):
-    """Rows of 24+ output columns take the vectorised stride-1/2 path: ties, NaN, every ISA."""
+    """Rows of 24+ output columns take the vectorised stride-1/2 paths (3-wide windows with
+    stride 2: a vector of outputs over the whole window, the last vector overlapping), padded
+    edge columns window by window: ties, NaN, every ISA."""
     rng = np.random.default_rng(4)
     x = np.floor(rng.standard_normal((2, 3, 7, 61)) * 2).astype(dtype)  # many ties
     x[0, 1, 3, 17] = np.nan
