@@ -110,39 +110,43 @@ void columns_3_wide_stride_2(const Pool2dParams& p, const T* x_c, int64_t h_lo, 
 }
 
 // One plane of 2x2/2 windows, N outputs at a time: the four taps in row-major order (the even
-// and odd columns of the top row, then of the bottom row), each taken where wins() says, values
-// and input indices selected lane by lane. AlexNet's 3x3/2 windows ran 1.6x faster tap by tap
-// across the row (inner_columns) than on this kind of path (9 shuffles and two index vectors per
-// 16 outputs), so only 2x2 takes it.
+// and odd columns of the top row, then of the bottom row), each taken where wins() says. The
+// tap is kept as its offset in the window (r W + s) in lanes as wide as T and widened to the
+// int64 index once per vector: selecting int64 indices per tap (two or four registers per
+// vector of floats) compiled to scalar code. AlexNet's 3x3/2 windows take
+// columns_3_wide_stride_2 instead.
 template <typename T, int N>
 void max_2x2_plane(const Pool2dParams& p, const T* x_c, T* y_c, int64_t* arg_c) {
-  using V = typename Lanes<T, N>::Vec;
-  using Index = typename Lanes<T, N>::Offsets;
-  const auto even = Lanes<T, N>::pick(0, 2), odd = Lanes<T, N>::pick(1, 2);
-  Index twice_lane;  // 2 * lane: the column of each lane's window, from the vector's first
+  using L = Lanes<T, N>;
+  using V = typename L::Vec;
+  using Index = typename L::Index;
+  typedef Index Offsets __attribute__((vector_size(N * sizeof(T))));
+  const auto even = L::pick(0, 2), odd = L::pick(1, 2);
+  typename L::Offsets twice_lane;  // 2 * lane: the column of each lane's window
   for (int l = 0; l < N; ++l) twice_lane[l] = 2 * l;
   for (int64_t oh = 0; oh < p.P; ++oh) {
     for_each_vector<N>(p.Q, [&](int64_t ow) {
       V best;
-      Index at;
+      Offsets tap;
       for (int r = 0; r < 2; ++r) {
         const int64_t row = (2 * oh + r) * p.W + 2 * ow;
         const V left = *reinterpret_cast<const V*>(x_c + row);
         const V right = *reinterpret_cast<const V*>(x_c + row + N);
         for (int s = 0; s < 2; ++s) {
           const V v = __builtin_shuffle(left, right, s == 0 ? even : odd);
-          const Index index = twice_lane + (row + s);
+          const Offsets offset = Offsets{} + static_cast<Index>(r * p.W + s);
           if (r == 0 && s == 0) {
-            best = v, at = index;
+            best = v, tap = offset;
             continue;
           }
           const auto take = (v > best) | ((v != v) & (best == best));  // wins(), lane by lane
           best = take ? v : best;
-          at = __builtin_convertvector(take, Index) ? index : at;
+          tap = take ? offset : tap;
         }
       }
       *reinterpret_cast<V*>(y_c + oh * p.Q + ow) = best;
-      *reinterpret_cast<Index*>(arg_c + oh * p.Q + ow) = at;
+      *reinterpret_cast<typename L::Offsets*>(arg_c + oh * p.Q + ow) =
+          __builtin_convertvector(tap, typename L::Offsets) + twice_lane + 2 * oh * p.W + 2 * ow;
     });
   }
 }
@@ -152,7 +156,7 @@ void max_2x2_plane(const Pool2dParams& p, const T* x_c, T* y_c, int64_t* arg_c) 
 template <typename T>
 void max_pool2d_forward(const Pool2dParams& p, const T* x, T* y, int64_t* argmax) {
   const int64_t planes = p.N * p.C, HW = p.H * p.W, PQ = p.P * p.Q;
-  if (is_plain_2x2(p)) {
+  if (is_plain_2x2(p) && p.W < (int64_t{1} << 30)) {  // window offsets in 32-bit lanes
     with_widest_lanes<T>(p.Q, [&](auto lanes) {
 #pragma omp parallel for schedule(static)
       for (int64_t plane = 0; plane < planes; ++plane) {
