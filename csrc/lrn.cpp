@@ -9,6 +9,13 @@
 // sample and a tile of spatial positions (backward: each with its own (C, tile) scratch rows).
 #include <algorithm>
 #include <cmath>
+#include <cstring>
+#include <limits>
+#include <type_traits>
+
+#if defined(__AVX2__)
+#include <immintrin.h>
+#endif
 
 #include "kernels.h"
 
@@ -29,101 +36,251 @@ void for_each_tile(const LrnParams& p, Fn fn) {
   }
 }
 
-// d^-beta for every element of d[0 : n], in place. AlexNet's beta = 0.75 is 1 / sqrt(d sqrt(d)),
-// which vectorises; std::pow does not, and costs more than the rest of the layer.
 template <typename T>
-void inverse_power(T* d, int64_t n, double beta) {
-  if (beta == 0.75) {
-    for (int64_t j = 0; j < n; ++j) d[j] = T(1) / std::sqrt(d[j] * std::sqrt(d[j]));
-  } else {
-    const T neg_beta = static_cast<T>(-beta);
-    for (int64_t j = 0; j < n; ++j) d[j] = std::pow(d[j], neg_beta);
+T inverse_power_exact(T d, double beta) {
+  return beta == 0.75 ? T(1) / std::sqrt(d * std::sqrt(d)) : std::pow(d, static_cast<T>(-beta));
+}
+
+// pw[v] = d[v]^-0.75 for NV float vectors, by the reciprocal square root estimate: AlexNet's
+// beta = 0.75 is 1 / sqrt(D sqrt(D)) exactly, but two square roots and a division per element
+// were most of the layer on AVX2 (on Zen 3 a vector square root issues every ~6 cycles). Here
+// r = D^-0.5 and s = r^-0.5 come from the estimate with one Newton step each, and
+// D^-0.75 = r^2 s, within 4 eps of the exact power (the exact formula: 2 eps). Returns false,
+// writing nothing, where it does not apply: double, another beta, no AVX2, or a lane outside the
+// normal floats (0, subnormal, inf, NaN, negative), whose IEEE answers the exact formula keeps.
+// No calls in here: every vector register would have to be saved around one.
+template <typename T, int NV, typename V>
+__attribute__((always_inline)) inline bool fast_inverse_powers(const V* d, double beta, V* pw) {
+#if defined(__AVX2__)
+  if constexpr (std::is_same_v<T, float>) {
+    if (beta != 0.75) return false;
+#if defined(__AVX512F__)
+    using R = __m512;
+    const auto normal = [](R x) {
+      return (_mm512_cmp_ps_mask(x, _mm512_set1_ps(std::numeric_limits<float>::min()), _CMP_GE_OQ) &
+              _mm512_cmp_ps_mask(x, _mm512_set1_ps(std::numeric_limits<float>::max()),
+                                 _CMP_LE_OQ)) == 0xFFFF;
+    };
+    const auto estimate = [](R x) { return _mm512_rsqrt14_ps(x); };
+    const auto set1 = [](float v) { return _mm512_set1_ps(v); };
+    const auto mul = [](R a, R b) { return _mm512_mul_ps(a, b); };
+    const auto fnmadd = [](R a, R b, R c) { return _mm512_fnmadd_ps(a, b, c); };
+#else
+    using R = __m256;
+    const auto normal = [](R x) {
+      const R ok = _mm256_and_ps(
+          _mm256_cmp_ps(x, _mm256_set1_ps(std::numeric_limits<float>::min()), _CMP_GE_OQ),
+          _mm256_cmp_ps(x, _mm256_set1_ps(std::numeric_limits<float>::max()), _CMP_LE_OQ));
+      return _mm256_movemask_ps(ok) == 0xFF;
+    };
+    const auto estimate = [](R x) { return _mm256_rsqrt_ps(x); };
+    const auto set1 = [](float v) { return _mm256_set1_ps(v); };
+    const auto mul = [](R a, R b) { return _mm256_mul_ps(a, b); };
+    const auto fnmadd = [](R a, R b, R c) { return _mm256_fnmadd_ps(a, b, c); };
+#endif
+    static_assert(sizeof(V) == sizeof(R));
+    bool all_normal = true;
+    for (int v = 0; v < NV; ++v) all_normal &= normal(R(d[v]));
+    if (!all_normal) return false;
+    const auto newton = [&](R x, R r0) {  // r0 (1.5 - 0.5 x r0^2)
+      return mul(r0, fnmadd(mul(mul(set1(0.5f), x), r0), r0, set1(1.5f)));
+    };
+#pragma GCC unroll 4
+    for (int v = 0; v < NV; ++v) {
+      const R dv = R(d[v]);
+      const R r = newton(dv, estimate(dv));
+      const R s = newton(r, estimate(r));
+      pw[v] = V(mul(mul(r, r), s));
+    }
+    return true;
+  }
+#endif
+  (void)d, (void)beta, (void)pw;
+  return false;
+}
+
+// pw[v] = d[v]^-beta exactly, lane by lane, for beta = 0.75 (vector square roots and division,
+// no calls): where fast_inverse_powers declines (double, no AVX2, lanes that are not normal).
+template <typename T, int NV, typename V>
+__attribute__((always_inline)) inline void exact_inverse_powers_075(const V* d, V* pw) {
+#pragma GCC unroll 4
+  for (int v = 0; v < NV; ++v) {
+    for (int l = 0; l < Simd<T>::kLanes; ++l)
+      pw[v][l] = T(1) / std::sqrt(d[v][l] * std::sqrt(d[v][l]));
   }
 }
 
-// denom (C, width) = k + alpha / size * windowed sum of x^2 over channels.
-template <typename T>
-void denominators(const LrnParams& p, const T* x, int64_t width, T* denom) {
-  const int64_t HW = p.H * p.W;
-  const T scale = static_cast<T>(p.alpha / static_cast<double>(p.size));
-  for (int64_t c = 0; c < p.C; ++c) {
-    T* d = denom + c * width;
-    for (int64_t j = 0; j < width; ++j) d[j] = T(0);
-    const int64_t lo = std::max<int64_t>(c - p.size / 2, 0);
-    const int64_t hi = std::min<int64_t>(c + (p.size - 1) / 2, p.C - 1);
-    for (int64_t i = lo; i <= hi; ++i) {
-      const T* x_i = x + i * HW;
-      for (int64_t j = 0; j < width; ++j) d[j] += x_i[j] * x_i[j];
+// The window's sums of squares at NV vectors of positions from j: sum over channels i in
+// [lo, hi] of x_i^2, in channel order. Several vectors at once: each sum is a chain of dependent
+// FMAs that one vector alone would wait on.
+template <int NV, typename T, typename V>
+__attribute__((always_inline)) inline void window_sums(const T* x, int64_t HW, int64_t lo,
+                                                       int64_t hi, int64_t j, V* sums) {
+  constexpr int64_t step = sizeof(V) / sizeof(T);
+#pragma GCC unroll 4
+  for (int v = 0; v < NV; ++v) sums[v] = V{};
+  for (int64_t i = lo; i <= hi; ++i) {
+    const T* x_i = x + i * HW + j;
+#pragma GCC unroll 4
+    for (int v = 0; v < NV; ++v) {
+      V x_v;
+      std::memcpy(&x_v, x_i + v * step, sizeof(V));
+      sums[v] += x_v * x_v;
     }
-    for (int64_t j = 0; j < width; ++j) d[j] = static_cast<T>(p.k) + scale * d[j];
+  }
+}
+
+// Calls body(std::integral_constant<int, NV>(), j) over [0, width): blocks of 4 vectors of L
+// lanes, then single vectors, then single elements (NV = 0).
+template <int L, typename Body>
+void for_each_block(int64_t width, Body body) {
+  int64_t j = 0;
+  for (; j + 4 * L <= width; j += 4 * L) body(std::integral_constant<int, 4>(), j);
+  for (; j + L <= width; j += L) body(std::integral_constant<int, 1>(), j);
+  for (; j < width; ++j) body(std::integral_constant<int, 0>(), j);
+}
+
+// Where the tile's arrays start, and the window of channel c.
+template <typename T>
+struct LrnTile {
+  const T* x;
+  const T* dy;
+  int64_t HW;
+  T k, scale;
+};
+
+// Forward, or backward's first pass (power = D^-beta, t = dy x D^(-beta-1)), for channel c at
+// positions [j0, j1) with the exact formula: vectors the fast path declined, and the remainder.
+template <typename T>
+__attribute__((noinline)) void forward_exact(const LrnTile<T>& tile, const LrnParams& p, int64_t c,
+                                             int64_t lo, int64_t hi, int64_t j0, int64_t j1,
+                                             T* y_c) {
+  for (int64_t j = j0; j < j1; ++j) {
+    T sum;
+    window_sums<1>(tile.x, tile.HW, lo, hi, j, &sum);
+    y_c[j] = tile.x[c * tile.HW + j] * inverse_power_exact(tile.k + tile.scale * sum, p.beta);
+  }
+}
+
+template <typename T>
+__attribute__((noinline)) void powers_exact(const LrnTile<T>& tile, const LrnParams& p, int64_t c,
+                                            int64_t lo, int64_t hi, int64_t j0, int64_t j1,
+                                            T* power_c, T* t_c) {
+  for (int64_t j = j0; j < j1; ++j) {
+    T sum;
+    window_sums<1>(tile.x, tile.HW, lo, hi, j, &sum);
+    const T d = tile.k + tile.scale * sum, pw = inverse_power_exact(d, p.beta);
+    power_c[j] = pw;
+    t_c[j] = tile.dy[c * tile.HW + j] * tile.x[c * tile.HW + j] * (pw / d);
   }
 }
 
 }  // namespace
 
+// Both directions take a tile of positions of one sample at a time, channel by channel, a few
+// vectors of positions at a time: the window's input rows stay in L1 from one channel to the
+// next, so x (and dy) are read from memory once.
 template <typename T>
 void lrn_forward(const LrnParams& p, const T* x, T* y) {
+  using V = typename Simd<T>::Vec;
+  using U = typename Simd<T>::UnalignedVec;
+  constexpr int L = Simd<T>::kLanes;
   const int64_t HW = p.H * p.W;
   const T k = static_cast<T>(p.k), scale = static_cast<T>(p.alpha / static_cast<double>(p.size));
-  // One pass per channel over a tile: the window's squares summed in a block of kBlock sums
-  // (L1), then y. The window's input rows stay in L1 from one channel to the next, so x is read
-  // from memory once, and nothing else is written (no (C, tile) scratch rows).
-  constexpr int64_t kBlock = 64;
   for_each_tile(p, [&](int64_t at, int64_t width) {
+    const LrnTile<T> tile{x + at, nullptr, HW, k, scale};
     for (int64_t c = 0; c < p.C; ++c) {
       const int64_t lo = std::max<int64_t>(c - p.size / 2, 0);
       const int64_t hi = std::min<int64_t>(c + (p.size - 1) / 2, p.C - 1);
-      const T* x_c = x + at + c * HW;
+      const T* x_c = tile.x + c * HW;
       T* y_c = y + at + c * HW;
-      for (int64_t j0 = 0; j0 < width; j0 += kBlock) {
-        const int64_t count = std::min(kBlock, width - j0);
-        T d[kBlock];
-        for (int64_t j = 0; j < count; ++j) d[j] = T(0);
-        for (int64_t i = lo; i <= hi; ++i) {
-          const T* x_i = x + at + i * HW + j0;
-          for (int64_t j = 0; j < count; ++j) d[j] += x_i[j] * x_i[j];
+      for_each_block<L>(width, [&](auto vectors, int64_t j) {
+        constexpr int NV = vectors();
+        if constexpr (NV > 0) {
+          V d[NV], pw[NV];
+          window_sums<NV>(tile.x, HW, lo, hi, j, d);
+#pragma GCC unroll 4
+          for (int v = 0; v < NV; ++v) d[v] = k + scale * d[v];
+          if (p.beta == 0.75) {
+            if (!fast_inverse_powers<T, NV>(d, p.beta, pw)) exact_inverse_powers_075<T, NV>(d, pw);
+#pragma GCC unroll 4
+            for (int v = 0; v < NV; ++v) {
+              *reinterpret_cast<U*>(y_c + j + v * L) =
+                  *reinterpret_cast<const U*>(x_c + j + v * L) * pw[v];
+            }
+            return;
+          }
         }
-        for (int64_t j = 0; j < count; ++j) d[j] = k + scale * d[j];
-        inverse_power(d, count, p.beta);  // D^-beta
-        for (int64_t j = 0; j < count; ++j) y_c[j0 + j] = x_c[j0 + j] * d[j];
-      }
+        forward_exact(tile, p, c, lo, hi, j, j + std::max(1, NV * L), y_c);
+      });
     }
   });
 }
 
 template <typename T>
 void lrn_backward(const LrnParams& p, const T* dy, const T* x, T* dx) {
+  using V = typename Simd<T>::Vec;
+  using U = typename Simd<T>::UnalignedVec;
+  constexpr int L = Simd<T>::kLanes;
   const int threads = max_threads();
   Scratch<T> scratch(threads * 2 * p.C * kTile);
   const int64_t HW = p.H * p.W;
+  const T k = static_cast<T>(p.k), scale = static_cast<T>(p.alpha / static_cast<double>(p.size));
   const T coef = static_cast<T>(2.0 * p.alpha * p.beta / static_cast<double>(p.size));
   for_each_tile(p, [&](int64_t at, int64_t width) {
-    T* denom = scratch.get() + thread_id() * 2 * p.C * kTile;
-    T* t = denom + p.C * width;  // t_c = dy_c x_c D_c^(-beta-1)
-    denominators(p, x + at, width, denom);
-    for (int64_t i = 0; i < p.C * width; ++i) t[i] = T(1) / denom[i];  // t = 1 / D for now
-    inverse_power(denom, p.C * width, p.beta);                         // denom = D^-beta
+    // Per channel: power = D^-beta, and t = dy x D^(-beta-1), which dx sums over its window.
+    T* power = scratch.get() + thread_id() * 2 * p.C * kTile;
+    T* t = power + p.C * width;
+    const LrnTile<T> tile{x + at, dy + at, HW, k, scale};
     for (int64_t c = 0; c < p.C; ++c) {
-      const T* x_c = x + at + c * HW;
-      const T* dy_c = dy + at + c * HW;
-      const T* scale = denom + c * width;
+      const int64_t lo = std::max<int64_t>(c - p.size / 2, 0);
+      const int64_t hi = std::min<int64_t>(c + (p.size - 1) / 2, p.C - 1);
+      const T* x_c = tile.x + c * HW;
+      const T* dy_c = tile.dy + c * HW;
+      T* power_c = power + c * width;
       T* t_c = t + c * width;
-      for (int64_t j = 0; j < width; ++j) t_c[j] *= dy_c[j] * x_c[j] * scale[j];
+      for_each_block<L>(width, [&](auto vectors, int64_t j) {
+        constexpr int NV = vectors();
+        if constexpr (NV > 0) {
+          V d[NV], pw[NV];
+          window_sums<NV>(tile.x, HW, lo, hi, j, d);
+#pragma GCC unroll 4
+          for (int v = 0; v < NV; ++v) d[v] = k + scale * d[v];
+          if (p.beta == 0.75) {
+            if (!fast_inverse_powers<T, NV>(d, p.beta, pw)) exact_inverse_powers_075<T, NV>(d, pw);
+#pragma GCC unroll 4
+            for (int v = 0; v < NV; ++v) {
+              const int64_t at_v = j + v * L;
+              *reinterpret_cast<U*>(power_c + at_v) = pw[v];
+              *reinterpret_cast<U*>(t_c + at_v) = *reinterpret_cast<const U*>(dy_c + at_v) *
+                                                  *reinterpret_cast<const U*>(x_c + at_v) *
+                                                  (pw[v] / d[v]);
+            }
+            return;
+          }
+        }
+        powers_exact(tile, p, c, lo, hi, j, j + std::max(1, NV * L), power_c, t_c);
+      });
     }
     for (int64_t i = 0; i < p.C; ++i) {
-      const T* x_i = x + at + i * HW;
-      const T* dy_i = dy + at + i * HW;
+      const T* x_i = tile.x + i * HW;
+      const T* dy_i = tile.dy + i * HW;
       T* dx_i = dx + at + i * HW;
-      const T* scale_i = denom + i * width;
+      const T* power_i = power + i * width;
       const int64_t lo = std::max<int64_t>(i - (p.size - 1) / 2, 0);
       const int64_t hi = std::min<int64_t>(i + p.size / 2, p.C - 1);
-      for (int64_t j = 0; j < width; ++j) dx_i[j] = T(0);
-      for (int64_t c = lo; c <= hi; ++c) {
-        const T* t_c = t + c * width;
-        for (int64_t j = 0; j < width; ++j) dx_i[j] += t_c[j];
+      int64_t j = 0;
+      for (; j + L <= width; j += L) {
+        V sum{};
+        for (int64_t c = lo; c <= hi; ++c) sum += *reinterpret_cast<const U*>(t + c * width + j);
+        *reinterpret_cast<U*>(dx_i + j) =
+            *reinterpret_cast<const U*>(dy_i + j) * *reinterpret_cast<const U*>(power_i + j) -
+            coef * *reinterpret_cast<const U*>(x_i + j) * sum;
       }
-      for (int64_t j = 0; j < width; ++j) {
-        dx_i[j] = dy_i[j] * scale_i[j] - coef * x_i[j] * dx_i[j];
+      for (; j < width; ++j) {
+        T sum = T(0);
+        for (int64_t c = lo; c <= hi; ++c) sum += t[c * width + j];
+        dx_i[j] = dy_i[j] * power_i[j] - coef * x_i[j] * sum;
       }
     }
   });

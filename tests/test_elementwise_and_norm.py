@@ -131,6 +131,26 @@ def test_lrn_alexnet_activations():
     )
 
 
+def test_lrn_zero_infinite_and_nan_denominators():
+    # float32 with beta = 0.75 takes the reciprocal-square-root estimate only where a whole
+    # block of denominators is normal; the others keep IEEE's answers: D = 0 (k = 0, a window
+    # of zeros) gives 0 * inf = NaN, D = inf gives 0 for the window's finite x, NaN for inf,
+    # and squares below the smallest float give D = 0 and x * inf = inf.
+    x, _ = normal((2, 16, 5, 13), np.float32, 7)
+    x[0, :, 0, :8] = 0.0
+    x[0, 3, 1, 4] = np.inf
+    x[1, 7, 3, 9] = np.nan
+    x[1, :, 4, 12] = 1e-30
+    with np.errstate(all="ignore"):
+        expected = ref.lrn(x.astype(np.float64), 5, 1e-4, 0.75, 0.0)
+    expected[1, :, 4, 12] = np.inf  # in float64 these squares do not vanish
+    for isa, y in each_isa(lambda: ck.lrn(x, 5, 1e-4, 0.75, 0.0)).items():
+        np.testing.assert_array_equal(np.isnan(y), np.isnan(expected), err_msg=isa)
+        np.testing.assert_array_equal(np.isinf(y), np.isinf(expected), err_msg=isa)
+        finite = np.isfinite(expected)
+        assert_close(y[finite], expected[finite], np.float32, 20, f"lrn, {isa}")
+
+
 @needs_torch
 @given(shapes, dtypes, lrn_params, seeds)
 def test_lrn_matches_pytorch(shape, dtype, params, seed):
