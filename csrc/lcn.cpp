@@ -114,10 +114,29 @@ void divide_by_mask(const LcnParams& p, const LcnMaps<T>& maps, const T* in, T* 
   }
 }
 
-// Fills maps.shift, maps.mean and maps.sigma for one sample x (C, H, W) and returns c, the mean
-// of sigma.
+// squares += v^2, products += dy v, sums += dy for one channel, v = (x - shift) - mean. The
+// arrays are distinct, which GCC cannot prove of the maps: without __restrict parameters this
+// loop stayed scalar.
 template <typename T>
-T local_statistics(const LcnParams& p, const T* g, const T* x, LcnMaps<T>& maps) {
+void add_channel_sums(const T* __restrict x_c, const T* __restrict dy_c, T shift,
+                      const T* __restrict mean, int64_t HW, T* __restrict squares,
+                      T* __restrict products, T* __restrict sums) {
+  for (int64_t i = 0; i < HW; ++i) {
+    const T v = (x_c[i] - shift) - mean[i];
+    squares[i] += v * v;
+    products[i] += dy_c[i] * v;
+    sums[i] += dy_c[i];
+  }
+}
+
+// Fills maps.shift, maps.mean and maps.sigma for one sample x (C, H, W) and returns c, the mean
+// of sigma. With dy (backward), the pass over the channels that sums v^2 also leaves
+// sum_c dy v in dy_v and sum_c dy in dy_sum, and x_mean = mean_c (x - shift), so that backward
+// reads x and dy only once more.
+template <typename T>
+T local_statistics(const LcnParams& p, const T* g, const T* x, LcnMaps<T>& maps,
+                   const T* dy = nullptr, T* dy_v = nullptr, T* dy_sum = nullptr,
+                   T* x_mean = nullptr) {
   const int64_t HW = p.H * p.W;
   const T inv_c = T(1) / static_cast<T>(p.C);
   const T shift = maps.shift = x[0];
@@ -127,15 +146,25 @@ T local_statistics(const LcnParams& p, const T* g, const T* x, LcnMaps<T>& maps)
     for (int64_t i = 0; i < HW; ++i) maps.a[i] += x_c[i] - shift;
   }
   for (int64_t i = 0; i < HW; ++i) maps.a[i] *= inv_c;
+  if (x_mean != nullptr) {
+    for (int64_t i = 0; i < HW; ++i) x_mean[i] = maps.a[i];
+  }
   gaussian_filter(p, g, maps.a, maps.tmp, maps.b);
   divide_by_mask(p, maps, maps.b, maps.mean);
 
   for (int64_t i = 0; i < HW; ++i) maps.a[i] = T(0);
-  for (int64_t c = 0; c < p.C; ++c) {
-    const T* x_c = x + c * HW;
-    for (int64_t i = 0; i < HW; ++i) {
-      const T v = (x_c[i] - shift) - maps.mean[i];
-      maps.a[i] += v * v;
+  if (dy == nullptr) {
+    for (int64_t c = 0; c < p.C; ++c) {
+      const T* x_c = x + c * HW;
+      for (int64_t i = 0; i < HW; ++i) {
+        const T v = (x_c[i] - shift) - maps.mean[i];
+        maps.a[i] += v * v;
+      }
+    }
+  } else {
+    for (int64_t i = 0; i < HW; ++i) dy_v[i] = dy_sum[i] = T(0);
+    for (int64_t c = 0; c < p.C; ++c) {
+      add_channel_sums(x + c * HW, dy + c * HW, shift, maps.mean, HW, maps.a, dy_v, dy_sum);
     }
   }
   for (int64_t i = 0; i < HW; ++i) maps.a[i] *= inv_c;
@@ -189,7 +218,8 @@ void lcn_forward(const LcnParams& p, const T* x, T* y) {
 
 template <typename T>
 void lcn_backward(const LcnParams& p, const T* dy, const T* x, T* dx) {
-  const int64_t HW = p.H * p.W, per_thread = (LcnMaps<T>::kMaps + 1) * HW;
+  constexpr int64_t kExtraMaps = 4;  // 1 / d, sum_c dy v, sum_c dy, mean_c (x - shift)
+  const int64_t HW = p.H * p.W, per_thread = (LcnMaps<T>::kMaps + kExtraMaps) * HW;
   const int threads = max_threads();
   const T eps = static_cast<T>(p.eps);
   const T inv_c = T(1) / static_cast<T>(p.C);
@@ -201,26 +231,21 @@ void lcn_backward(const LcnParams& p, const T* dy, const T* x, T* dx) {
   for (int64_t n = 0; n < p.N; ++n) {
     T* base = scratch.get() + thread_id() * per_thread;
     LcnMaps<T> maps(p, base, masks.get());
-    T* inv_d = base + LcnMaps<T>::kMaps * HW;  // 1 / d
+    T* inv_d = base + LcnMaps<T>::kMaps * HW;
+    T* dy_v = inv_d + HW;
+    T* dy_sum = dy_v + HW;
+    T* x_mean = dy_sum + HW;
     const T* x_n = x + n * p.C * HW;
     const T* dy_n = dy + n * p.C * HW;
     T* dx_n = dx + n * p.C * HW;
-    const T c_mean = local_statistics(p, g.get(), x_n, maps);
+    const T c_mean = local_statistics(p, g.get(), x_n, maps, dy_n, dy_v, dy_sum, x_mean);
 
-    // a = dd = -sum_c dy v / d^2
-    for (int64_t i = 0; i < HW; ++i) {
-      inv_d[i] = T(1) / std::max(std::max(c_mean, maps.sigma[i]), eps);
-      maps.a[i] = T(0);
-    }
-    for (int64_t c = 0; c < p.C; ++c) {
-      for (int64_t i = 0; i < HW; ++i) {
-        maps.a[i] -= dy_n[c * HW + i] * ((x_n[c * HW + i] - maps.shift) - maps.mean[i]);
-      }
-    }
-    // Route dd to sigma or to c, whichever is the max (ties to sigma, then c).
+    // dd = -sum_c dy v / d^2, routed to sigma or to c, whichever is the max (ties to sigma,
+    // then c).
     T dc = 0;
     for (int64_t i = 0; i < HW; ++i) {
-      const T dd = maps.a[i] * inv_d[i] * inv_d[i];
+      inv_d[i] = T(1) / std::max(std::max(c_mean, maps.sigma[i]), eps);
+      const T dd = -dy_v[i] * inv_d[i] * inv_d[i];
       const bool sigma_wins = maps.sigma[i] >= c_mean && maps.sigma[i] >= eps;
       maps.a[i] = sigma_wins ? dd : T(0);
       if (!sigma_wins && c_mean >= eps) dc += dd;
@@ -233,21 +258,24 @@ void lcn_backward(const LcnParams& p, const T* dy, const T* x, T* dx) {
     }
     divide_by_mask(p, maps, maps.a, maps.b);
     gaussian_filter(p, g.get(), maps.b, maps.tmp, maps.a);
-    // dx = dv = dy / d + (2 / C) v (G * ds / Nmask); b = -sum_c dv
-    for (int64_t i = 0; i < HW; ++i) maps.b[i] = T(0);
-    for (int64_t c = 0; c < p.C; ++c) {
-      for (int64_t i = 0; i < HW; ++i) {
-        const T v = (x_n[c * HW + i] - maps.shift) - maps.mean[i];
-        const T dv = dy_n[c * HW + i] * inv_d[i] + 2 * inv_c * v * maps.a[i];
-        dx_n[c * HW + i] = dv;
-        maps.b[i] -= dv;
-      }
+    // dv = dy / d + (2 / C) v (G * ds / Nmask), and its sum over the channels without a pass
+    // over them: sum_c dv = sum_c dy / d + (2 / C) (G * ds / Nmask) sum_c v, with
+    // sum_c v = C (mean_c (x - shift) - m). Then b = -(1 / C) G * (sum_c dv / Nmask).
+    for (int64_t i = 0; i < HW; ++i) {
+      const T v_sum = static_cast<T>(p.C) * (x_mean[i] - maps.mean[i]);
+      maps.b[i] = -(dy_sum[i] * inv_d[i] + 2 * inv_c * maps.a[i] * v_sum);
     }
-    // dx += (1 / C) G * (b / Nmask)
-    divide_by_mask(p, maps, maps.b, maps.a);
-    gaussian_filter(p, g.get(), maps.a, maps.tmp, maps.b);
+    divide_by_mask(p, maps, maps.b, maps.sigma);  // sigma is not needed any more
+    gaussian_filter(p, g.get(), maps.sigma, maps.tmp, maps.b);
+    // dx = dv + (1 / C) G * (-sum_c dv / Nmask), one pass over x, dy and dx.
     for (int64_t c = 0; c < p.C; ++c) {
-      for (int64_t i = 0; i < HW; ++i) dx_n[c * HW + i] += inv_c * maps.b[i];
+      const T* x_c = x_n + c * HW;
+      const T* dy_c = dy_n + c * HW;
+      T* dx_c = dx_n + c * HW;
+      for (int64_t i = 0; i < HW; ++i) {
+        const T v = (x_c[i] - maps.shift) - maps.mean[i];
+        dx_c[i] = dy_c[i] * inv_d[i] + 2 * inv_c * v * maps.a[i] + inv_c * maps.b[i];
+      }
     }
   }
 }
