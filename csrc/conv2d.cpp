@@ -151,17 +151,8 @@ bool backward_weight_is_direct(const Conv2dParams& p) {
 // kernels picks it wherever it applies, so the tests run it on every filter count.
 template <typename T>
 bool backward_weight_is_nhwc(const Conv2dParams& p) {
-  if (!conv2d_backward_weight_nhwc_possible(p)) return false;
-  switch (conv_algorithm()) {
-    case ConvAlgorithm::kDirect:
-      return true;
-    case ConvAlgorithm::kGemm:
-      return false;
-    case ConvAlgorithm::kAuto:
-    case ConvAlgorithm::kWinograd:  // where Winograd does not apply
-      break;
-  }
-  return p.K / p.groups >= Simd<T>::kLanes;
+  return conv2d_backward_weight_nhwc_possible(p) &&
+         direct_unless_forced(p.K / p.groups >= Simd<T>::kLanes);
 }
 
 // Forward as shifted products over the padded input (conv2d_direct.cpp): stride 1 only. It
@@ -189,22 +180,13 @@ bool forward_is_direct(const Conv2dParams& p) {
 template <typename T>
 bool forward_is_nhwc(const Conv2dParams& p) {
   if (!conv2d_forward_nhwc_possible(p)) return false;
-  switch (conv_algorithm()) {
-    case ConvAlgorithm::kDirect:
-      return true;
-    case ConvAlgorithm::kGemm:
-      return false;
-    case ConvAlgorithm::kAuto:
-    case ConvAlgorithm::kWinograd:  // where Winograd does not apply
-      break;
-  }
   const int64_t Kg = p.K / p.groups, taps = p.C / p.groups * p.R * p.S;
-  if (Kg < Simd<T>::kLanes ||
-      taps * round_up(Kg, Simd<T>::kLanes) * static_cast<int64_t>(sizeof(T)) > (512 << 10)) {
-    return false;
-  }
-  return !forward_is_direct<T>(p) ||
-         conv2d_forward_nhwc_yield<T>(p) >= 1.2 * conv2d_forward_direct_yield<T>(p);
+  const bool fits =
+      Kg >= Simd<T>::kLanes &&
+      taps * round_up(Kg, Simd<T>::kLanes) * static_cast<int64_t>(sizeof(T)) <= (512 << 10);
+  return direct_unless_forced(
+      fits && (!forward_is_direct<T>(p) ||
+               conv2d_forward_nhwc_yield<T>(p) >= 1.2 * conv2d_forward_direct_yield<T>(p)));
 }
 
 // Backward-weight by Winograd where the forward would use it and each tile's share of the GEMM,

@@ -19,6 +19,7 @@
 #include <algorithm>
 #include <vector>
 
+#include "im2col.h"
 #include "kernels.h"
 #include "transpose.h"
 
@@ -202,21 +203,8 @@ void conv2d_backward_weight_nhwc(const Conv2dParams& p, const T* x, const T* dy,
   Scratch<T> xp(padded ? p.N * d.sample : 0);
   if (padded) {
 #pragma omp parallel for schedule(static)
-    for (int64_t nc = 0; nc < p.N * p.C; ++nc) {
-      T* dst = xp.get() + nc * d.plane;
-      const T* src = x + nc * p.H * p.W;
-      for (int64_t h = 0; h < d.Hp; ++h) {
-        const int64_t ih = h - p.pad.h;
-        T* row = dst + h * d.Wp;
-        if (ih < 0 || ih >= p.H) {
-          for (int64_t w = 0; w < d.Wp; ++w) row[w] = T(0);
-          continue;
-        }
-        for (int64_t w = 0; w < p.pad.w; ++w) row[w] = T(0);
-        for (int64_t w = 0; w < p.W; ++w) row[p.pad.w + w] = src[ih * p.W + w];
-        for (int64_t w = p.pad.w + p.W; w < d.Wp; ++w) row[w] = T(0);
-      }
-    }
+    for (int64_t nc = 0; nc < p.N * p.C; ++nc)
+      pad_plane(p, x + nc * p.H * p.W, xp.get() + nc * d.plane);
   }
   const T* input = padded ? xp.get() : x;
 

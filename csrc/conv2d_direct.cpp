@@ -222,16 +222,9 @@ inline TapRows tap_rows(const Conv2dParams& p, int64_t oh_first, int64_t oh_last
 // One sample's channels zero-padded into xp_n (plane = Hp Wp per channel, sample_size in all,
 // zeros past the last plane for the reads that run over).
 template <typename T>
-void pad_sample(const Conv2dParams& p, const T* x_n, int64_t Wp, int64_t plane, int64_t sample_size,
-                T* xp_n) {
-  for (int64_t i = 0; i < sample_size; ++i) xp_n[i] = T(0);
-  for (int64_t c = 0; c < p.C; ++c) {
-    for (int64_t h = 0; h < p.H; ++h) {
-      const T* src = x_n + (c * p.H + h) * p.W;
-      T* dst = xp_n + c * plane + (h + p.pad.h) * Wp + p.pad.w;
-      for (int64_t i = 0; i < p.W; ++i) dst[i] = src[i];
-    }
-  }
+void pad_sample(const Conv2dParams& p, const T* x_n, int64_t plane, int64_t sample_size, T* xp_n) {
+  for (int64_t c = 0; c < p.C; ++c) pad_plane(p, x_n + c * p.H * p.W, xp_n + c * plane);
+  for (int64_t i = p.C * plane; i < sample_size; ++i) xp_n[i] = T(0);
 }
 
 template <typename T, int F, int NV>
@@ -278,7 +271,7 @@ void forward_direct_with(const Conv2dParams& p, const T* x, const T* w, const T*
       const int64_t panel = task % panels, k0 = panel * F;
       const int64_t filters = std::min<int64_t>(F, Kg - k0);
       if (n != padded_sample) {
-        pad_sample(p, x + n * p.C * p.H * p.W, Wp, plane, sample_size, xp_n);
+        pad_sample(p, x + n * p.C * p.H * p.W, plane, sample_size, xp_n);
         padded_sample = n;
       }
       const T* xp_g = xp_n + g * Cg * plane;

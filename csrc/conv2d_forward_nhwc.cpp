@@ -15,6 +15,7 @@
 // and transposed into y (plus the bias) while it is in L1. Threads split the rows.
 #include <algorithm>
 
+#include "im2col.h"
 #include "kernels.h"
 #include "transpose.h"
 
@@ -152,21 +153,8 @@ void conv2d_forward_nhwc(const Conv2dParams& p, const T* x, const T* w, const T*
   Scratch<T> xp(padded ? p.N * p.C * d.plane : 0);
   if (padded) {
 #pragma omp parallel for schedule(static)
-    for (int64_t nc = 0; nc < p.N * p.C; ++nc) {
-      T* dst = xp.get() + nc * d.plane;
-      const T* src = x + nc * p.H * p.W;
-      for (int64_t h = 0; h < d.Hp; ++h) {
-        const int64_t ih = h - p.pad.h;
-        T* row = dst + h * d.Wp;
-        if (ih < 0 || ih >= p.H) {
-          for (int64_t u = 0; u < d.Wp; ++u) row[u] = T(0);
-          continue;
-        }
-        for (int64_t u = 0; u < p.pad.w; ++u) row[u] = T(0);
-        for (int64_t u = 0; u < p.W; ++u) row[p.pad.w + u] = src[ih * p.W + u];
-        for (int64_t u = p.pad.w + p.W; u < d.Wp; ++u) row[u] = T(0);
-      }
-    }
+    for (int64_t nc = 0; nc < p.N * p.C; ++nc)
+      pad_plane(p, x + nc * p.H * p.W, xp.get() + nc * d.plane);
   }
   const T* input = padded ? xp.get() : x;
 

@@ -24,6 +24,24 @@ inline void valid_range(int64_t offset, int64_t stride, int64_t in_size, int64_t
   if (*lo > *hi) *lo = *hi;
 }
 
+// The H x W plane src copied into the (H + 2 pad.h) x (W + 2 pad.w) plane dst, zeros around it:
+// for the kernels that read a padded input in place of im2col.
+template <typename T>
+void pad_plane(const Conv2dParams& p, const T* src, T* dst) {
+  const int64_t Hp = p.H + 2 * p.pad.h, Wp = p.W + 2 * p.pad.w;
+  for (int64_t h = 0; h < Hp; ++h) {
+    const int64_t ih = h - p.pad.h;
+    T* row = dst + h * Wp;
+    if (ih < 0 || ih >= p.H) {
+      for (int64_t w = 0; w < Wp; ++w) row[w] = T(0);
+      continue;
+    }
+    for (int64_t w = 0; w < p.pad.w; ++w) row[w] = T(0);
+    for (int64_t w = 0; w < p.W; ++w) row[p.pad.w + w] = src[ih * p.W + w];
+    for (int64_t w = p.pad.w + p.W; w < Wp; ++w) row[w] = T(0);
+  }
+}
+
 // Calls row(col_row, oh, c, ih, w_off, ow_lo, ow_hi) for every row of col and output row oh: c
 // is the input channel, ih the input row read (may lie in the padding), w_off the input column
 // of ow = 0, and [ow_lo, ow_hi) the output columns whose input column lies inside the image.

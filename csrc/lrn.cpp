@@ -46,14 +46,13 @@ T inverse_power_exact(T d, double beta) {
 // were most of the layer on AVX2 (on Zen 3 a vector square root issues every ~6 cycles). Here
 // r = D^-0.5 and s = r^-0.5 come from the estimate with one Newton step each, and
 // D^-0.75 = r^2 s, within 4 eps of the exact power (the exact formula: 2 eps). Returns false,
-// writing nothing, where it does not apply: double, another beta, no AVX2, or a lane outside the
+// writing nothing, where it does not apply: double, no AVX2, or a lane outside the
 // normal floats (0, subnormal, inf, NaN, negative), whose IEEE answers the exact formula keeps.
 // No calls in here: every vector register would have to be saved around one.
 template <typename T, int NV, typename V>
-__attribute__((always_inline)) inline bool fast_inverse_powers(const V* d, double beta, V* pw) {
+__attribute__((always_inline)) inline bool fast_inverse_powers(const V* d, V* pw) {
 #if defined(__AVX2__)
   if constexpr (std::is_same_v<T, float>) {
-    if (beta != 0.75) return false;
 #if defined(__AVX512F__)
     using R = __m512;
     const auto normal = [](R x) {
@@ -95,7 +94,7 @@ __attribute__((always_inline)) inline bool fast_inverse_powers(const V* d, doubl
     return true;
   }
 #endif
-  (void)d, (void)beta, (void)pw;
+  (void)d, (void)pw;
   return false;
 }
 
@@ -140,7 +139,7 @@ void for_each_block(int64_t width, Body body) {
   for (; j < width; ++j) body(std::integral_constant<int, 0>(), j);
 }
 
-// Where the tile's arrays start, and the window of channel c.
+// A tile's inputs (x, and dy for backward) and the constants of D = k + scale * window sum.
 template <typename T>
 struct LrnTile {
   const T* x;
@@ -148,6 +147,16 @@ struct LrnTile {
   int64_t HW;
   T k, scale;
 };
+
+// d[v] = D and pw[v] = D^-0.75 for NV vectors of positions from j, channel window [lo, hi].
+template <int NV, typename T, typename V>
+__attribute__((always_inline)) inline void window_powers_075(const LrnTile<T>& tile, int64_t lo,
+                                                             int64_t hi, int64_t j, V* d, V* pw) {
+  window_sums<NV>(tile.x, tile.HW, lo, hi, j, d);
+#pragma GCC unroll 4
+  for (int v = 0; v < NV; ++v) d[v] = tile.k + tile.scale * d[v];
+  if (!fast_inverse_powers<T, NV>(d, pw)) exact_inverse_powers_075<T, NV>(d, pw);
+}
 
 // Forward, or backward's first pass (power = D^-beta, t = dy x D^(-beta-1)), for channel c at
 // positions [j0, j1) with the exact formula: vectors the fast path declined, and the remainder.
@@ -197,12 +206,9 @@ void lrn_forward(const LrnParams& p, const T* x, T* y) {
       for_each_block<L>(width, [&](auto vectors, int64_t j) {
         constexpr int NV = vectors();
         if constexpr (NV > 0) {
-          V d[NV], pw[NV];
-          window_sums<NV>(tile.x, HW, lo, hi, j, d);
-#pragma GCC unroll 4
-          for (int v = 0; v < NV; ++v) d[v] = k + scale * d[v];
           if (p.beta == 0.75) {
-            if (!fast_inverse_powers<T, NV>(d, p.beta, pw)) exact_inverse_powers_075<T, NV>(d, pw);
+            V d[NV], pw[NV];
+            window_powers_075<NV>(tile, lo, hi, j, d, pw);
 #pragma GCC unroll 4
             for (int v = 0; v < NV; ++v) {
               *reinterpret_cast<U*>(y_c + j + v * L) =
@@ -242,12 +248,9 @@ void lrn_backward(const LrnParams& p, const T* dy, const T* x, T* dx) {
       for_each_block<L>(width, [&](auto vectors, int64_t j) {
         constexpr int NV = vectors();
         if constexpr (NV > 0) {
-          V d[NV], pw[NV];
-          window_sums<NV>(tile.x, HW, lo, hi, j, d);
-#pragma GCC unroll 4
-          for (int v = 0; v < NV; ++v) d[v] = k + scale * d[v];
           if (p.beta == 0.75) {
-            if (!fast_inverse_powers<T, NV>(d, p.beta, pw)) exact_inverse_powers_075<T, NV>(d, pw);
+            V d[NV], pw[NV];
+            window_powers_075<NV>(tile, lo, hi, j, d, pw);
 #pragma GCC unroll 4
             for (int v = 0; v < NV; ++v) {
               const int64_t at_v = j + v * L;
