@@ -224,12 +224,13 @@ void conv2d_backward_weight_nhwc(const Conv2dParams& p, const T* x, const T* dy,
   for (int64_t i = 0; i < slots * dw_t_size; ++i) dw_t.get()[i] = T(0);
 #pragma omp parallel num_threads(threads)
   {
-    const int t = thread_id();
+    // Work is shared by the team actually running (unused dw_t slots stay zero).
+    const int t = thread_id(), team = team_size();
     const int64_t count = static_cast<int64_t>(blocks.size());
-    const int64_t first = split_rows ? 0 : count * t / threads;
-    const int64_t last = split_rows ? count : count * (t + 1) / threads;
-    const int64_t row_first = split_rows ? d.rows * t / threads : 0;
-    const int64_t row_last = split_rows ? d.rows * (t + 1) / threads : d.rows;
+    const int64_t first = split_rows ? 0 : count * t / team;
+    const int64_t last = split_rows ? count : count * (t + 1) / team;
+    const int64_t row_first = split_rows ? d.rows * t / team : 0;
+    const int64_t row_last = split_rows ? d.rows * (t + 1) / team : d.rows;
     T* dw_t_mine = dw_t.get() + (split_rows ? t : 0) * dw_t_size;
     int64_t parity = 0;
     for (int64_t row0 = row_first; row0 < row_last; row0 += chunk, parity ^= 1) {
@@ -239,8 +240,8 @@ void conv2d_backward_weight_nhwc(const Conv2dParams& p, const T* x, const T* dy,
         copy_dy_rows(p, d, dy, row0, row1, row0, dy_chunk, group_chunk);
       } else {
         const int64_t rows = row1 - row0;
-        copy_dy_rows(p, d, dy, row0 + rows * t / threads, row0 + rows * (t + 1) / threads, row0,
-                     dy_chunk, group_chunk);
+        copy_dy_rows(p, d, dy, row0 + rows * t / team, row0 + rows * (t + 1) / team, row0, dy_chunk,
+                     group_chunk);
 #pragma omp barrier
       }
       for (int64_t b = first; b < last; ++b) {

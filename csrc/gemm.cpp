@@ -133,13 +133,15 @@ void gemm(Trans trans_a, Trans trans_b, int64_t M, int64_t N, int64_t K, T alpha
   // Each thread owns a contiguous range of rows, cut into blocks of at most kMc (a multiple of
   // MR), so the work splits evenly to within one MR panel.
   const int team = static_cast<int>(std::min<int64_t>(threads, (M + kMr - 1) / kMr));
-  const int64_t rows_per_thread = round_up((M + team - 1) / team, kMr);
 
   // One parallel region for the whole product: the team packs each B block together, waits for
-  // it, multiplies its rows, and waits again before the block is overwritten.
+  // it, multiplies its rows, and waits again before the block is overwritten. The rows are
+  // shared by the team that actually runs, which can be smaller than asked (see team_size):
+  // sharing them by `team` left some rows uncomputed under OMP_THREAD_LIMIT=1.
 #pragma omp parallel num_threads(team) if (team > 1)
   {
-    const int slot = team > 1 ? thread_id() : 0;
+    const int slot = thread_id();
+    const int64_t rows_per_thread = round_up(ceil_div(M, team_size()), kMr);
     T* packed_a = align64(packed_a_base + slot * a_size);
     const int64_t first = std::min(M, slot * rows_per_thread);
     const int64_t last = std::min(M, first + rows_per_thread);

@@ -64,6 +64,16 @@ inline int thread_id() {
 #endif
 }
 
+// Threads in the current parallel region: at most the num_threads asked for (fewer when the
+// caller is itself inside a parallel region, or under OMP_DYNAMIC / OMP_THREAD_LIMIT).
+inline int team_size() {
+#ifdef _OPENMP
+  return omp_get_num_threads();
+#else
+  return 1;
+#endif
+}
+
 // A scratch array of `count` elements aligned to 64 bytes, owned for one kernel call.
 template <typename T>
 class Scratch {

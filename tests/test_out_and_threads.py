@@ -7,6 +7,9 @@ Threads: the GIL is released around every kernel, so ops run concurrently; they 
 results of sequential calls.
 """
 
+import os
+import subprocess
+import sys
 import threading
 
 import numpy as np
@@ -343,3 +346,41 @@ def test_thread_count_holds_for_every_thread():
     finally:
         ck.set_num_threads(before)
     assert seen == [1] * THREADS
+
+
+_SMALLER_TEAM_SCRIPT = """
+import numpy as np
+import convkernels as ck
+from convkernels import reference as ref
+
+ck.set_num_threads(2)  # asked for 2, OMP_THREAD_LIMIT=1 gives teams of 1
+rng = np.random.default_rng(0)
+a, b = rng.standard_normal((300, 200)), rng.standard_normal((200, 100))
+np.testing.assert_allclose(ck.gemm(a, b), a @ b, rtol=1e-12, atol=1e-12)
+for algorithm in ("auto", "direct", "gemm", "winograd"):
+    ck.set_conv_algorithm(algorithm)
+    for N, C, H, K, R, pad in [(4, 6, 14, 16, 5, 0), (4, 32, 16, 32, 5, 2), (2, 64, 13, 64, 3, 1)]:
+        x, w = rng.standard_normal((N, C, H, H)), rng.standard_normal((K, C, R, R))
+        y = ck.conv2d(x, w, padding=pad)
+        dy = rng.standard_normal(y.shape)
+        for got, want in [
+            (y, ref.conv2d(x, w, padding=pad)),
+            (ck.conv2d_backward_input(dy, w, x.shape, padding=pad),
+             ref.conv2d_backward_input(dy, w, x.shape, padding=pad)),
+            (ck.conv2d_backward_weight(x, dy, w.shape, padding=pad),
+             ref.conv2d_backward_weight(x, dy, w.shape, padding=pad)),
+        ]:
+            np.testing.assert_allclose(got, want, rtol=1e-9, atol=1e-9, err_msg=algorithm)
+print("ok")
+"""
+
+
+def test_kernels_share_work_by_the_team_that_runs():
+    """OpenMP may run a region with fewer threads than asked (OMP_THREAD_LIMIT, OMP_DYNAMIC, a
+    caller's own parallel region): work shared by the count asked for went undone (the GEMM
+    left rows unwritten)."""
+    env = {**os.environ, "OMP_THREAD_LIMIT": "1"}
+    proc = subprocess.run(
+        [sys.executable, "-c", _SMALLER_TEAM_SCRIPT], capture_output=True, text=True, env=env
+    )
+    assert proc.returncode == 0 and proc.stdout.strip() == "ok", proc.stderr[-3000:]
