@@ -11,8 +11,7 @@
 // go window by window. Both visit the taps in row-major order, so both keep the same winner.
 // 2x2 windows with stride 2 and no padding (LeNet's) take a vector path over whole rows of
 // outputs (helpers in pool_2x2.h), and the inner columns of 3-wide windows with stride 2
-// (AlexNet's 3x3/2) one that keeps a vector of outputs in registers over the whole window; both
-// visit the taps in the same order.
+// (AlexNet's 3x3/2) two vector passes, along rows then down columns; both find the same winner.
 #include <algorithm>
 
 #include "kernels.h"
@@ -59,48 +58,68 @@ void inner_columns(const Pool2dParams& p, const T* x_c, int64_t h_lo, int64_t h_
   }
 }
 
-// The output columns [lo, hi) (at least N) of one output row whose windows are 3 wide with
-// stride 2 along w (AlexNet's overlapping 3x3/2), N at a time with the best value and its tap
-// in registers over the whole window: per window row, two pairs of loads and three shuffles give
-// the columns 2 ow, 2 ow + 1 and 2 ow + 2 of N outputs. Taps go in row-major order with wins(),
-// like inner_columns, which this replaces there (it read and wrote the row of results and int64
-// indices once per tap). The tap is kept as its offset in the window, (ih - h_lo) W + kw, in
-// lanes as wide as T, and widened to the int64 index once per vector.
+// AlexNet's overlapping 3x3/2 windows, and any window 3 wide with stride 2 along w, on the
+// output columns [lo, hi) (at least N) whose windows lie inside the input horizontally: as two
+// passes, since each input row serves two rows of windows. First every input row's maxima over
+// the 3 columns of each window (row_maxima_3_wide: two pairs of loads and three shuffles give
+// the columns 2 ow, 2 ow + 1 and 2 ow + 2 of N outputs), with the winning column; then each
+// output row's maximum over its window's rows of those (column_maxima). The first maximum (or
+// first NaN) in row-major order is the first of the rows' first maxima, so the winners are
+// inner_columns' (which read and wrote the row of results and int64 indices once per tap).
+// Taps are kept as offsets in the window, in lanes as wide as T, and widened to the int64
+// index once per vector.
 template <typename T, int N>
-void columns_3_wide_stride_2(const Pool2dParams& p, const T* x_c, int64_t h_lo, int64_t h_hi,
-                             int64_t lo, int64_t hi, T* y_row, int64_t* arg_row) {
+void row_maxima_3_wide(const Pool2dParams& p, const T* x_row, int64_t lo, int64_t hi, T* best_row,
+                       typename Lanes<T, N>::Index* tap_row) {
   using L = Lanes<T, N>;
   using V = typename L::Vec;
   using Index = typename L::Index;
-  typedef Index Offsets __attribute__((vector_size(N * sizeof(T))));
+  typedef Index Taps __attribute__((vector_size(N * sizeof(T)), aligned(sizeof(T)), may_alias));
   const auto even = L::pick(0, 2), odd = L::pick(1, 2);
   typename L::Mask from_two;     // x[2], x[4], ... from loads at 2 and N + 1: lanes 0, 2, ... of
   for (int l = 0; l < N; ++l) {  // the first, then 1, 3, ... of the second
     from_two[l] = static_cast<Index>(l < N / 2 ? 2 * l : N + 2 * (l - N / 2) + 1);
   }
+  for_each_vector_in<N>(lo, hi, [&](int64_t ow) {
+    const T* row = x_row + 2 * ow - p.pad.w;
+    const V a = *reinterpret_cast<const V*>(row), b = *reinterpret_cast<const V*>(row + N);
+    const V c = *reinterpret_cast<const V*>(row + 2), d = *reinterpret_cast<const V*>(row + N + 1);
+    V best = __builtin_shuffle(a, b, even);
+    Taps tap = Taps{};
+    const V columns[2] = {__builtin_shuffle(a, b, odd), __builtin_shuffle(c, d, from_two)};
+    for (int kw = 1; kw < 3; ++kw) {
+      const V v = columns[kw - 1];
+      const auto take = (v > best) | ((v != v) & (best == best));  // wins(), lane by lane
+      best = take ? v : best;
+      tap = take ? Taps{} + static_cast<Index>(kw) : tap;
+    }
+    *reinterpret_cast<V*>(best_row + ow) = best;
+    *reinterpret_cast<Taps*>(tap_row + ow) = tap;
+  });
+}
+
+// One output row's columns [lo, hi) from the row maxima of its window's rows [h_lo, h_hi)
+// (best and tap hold a row of Q per input row).
+template <typename T, int N>
+void column_maxima(const Pool2dParams& p, const T* best_rows,
+                   const typename Lanes<T, N>::Index* tap_rows, int64_t h_lo, int64_t h_hi,
+                   int64_t lo, int64_t hi, T* y_row, int64_t* arg_row) {
+  using L = Lanes<T, N>;
+  using V = typename L::Vec;
+  using Index = typename L::Index;
+  typedef Index Taps __attribute__((vector_size(N * sizeof(T)), aligned(sizeof(T)), may_alias));
   typename L::Offsets twice_lane;
   for (int l = 0; l < N; ++l) twice_lane[l] = 2 * l;
   for_each_vector_in<N>(lo, hi, [&](int64_t ow) {
-    V best;
-    Offsets tap;
-    for (int64_t ih = h_lo; ih < h_hi; ++ih) {
-      const T* row = x_c + ih * p.W + 2 * ow - p.pad.w;
-      const V a = *reinterpret_cast<const V*>(row), b = *reinterpret_cast<const V*>(row + N);
-      const V c = *reinterpret_cast<const V*>(row + 2),
-              d = *reinterpret_cast<const V*>(row + N + 1);
-      const V columns[3] = {__builtin_shuffle(a, b, even), __builtin_shuffle(a, b, odd),
-                            __builtin_shuffle(c, d, from_two)};
-      for (int kw = 0; kw < 3; ++kw) {
-        const V v = columns[kw];
-        const Offsets offset = Offsets{} + static_cast<Index>((ih - h_lo) * p.W + kw);
-        if (ih == h_lo && kw == 0) {
-          best = v, tap = offset;
-          continue;
-        }
-        const auto take = (v > best) | ((v != v) & (best == best));  // wins(), lane by lane
-        best = take ? v : best;
-        tap = take ? offset : tap;
-      }
+    V best = *reinterpret_cast<const V*>(best_rows + h_lo * p.Q + ow);
+    Taps tap = *reinterpret_cast<const Taps*>(tap_rows + h_lo * p.Q + ow);
+    for (int64_t ih = h_lo + 1; ih < h_hi; ++ih) {
+      const V v = *reinterpret_cast<const V*>(best_rows + ih * p.Q + ow);
+      const Taps t = *reinterpret_cast<const Taps*>(tap_rows + ih * p.Q + ow) +
+                     static_cast<Index>((ih - h_lo) * p.W);
+      const auto take = (v > best) | ((v != v) & (best == best));  // wins(), lane by lane
+      best = take ? v : best;
+      tap = take ? t : tap;
     }
     *reinterpret_cast<V*>(y_row + ow) = best;
     *reinterpret_cast<typename L::Offsets*>(arg_row + ow) =
@@ -165,16 +184,31 @@ void max_pool2d_forward(const Pool2dParams& p, const T* x, T* y, int64_t* argmax
     });
     return;
   }
-#pragma omp parallel for schedule(static)
+  // Output columns [inner_lo, inner_hi) have windows inside the input horizontally.
+  const int64_t inner_lo = std::min(p.Q, (p.pad.w + p.stride.w - 1) / p.stride.w);
+  const int64_t last = p.W - p.kernel.w + p.pad.w;  // largest window start, shifted by pad
+  const int64_t inner_hi =
+      last < 0 ? inner_lo : std::max(inner_lo, std::min(p.Q, last / p.stride.w + 1));
+  constexpr int L = Simd<T>::kLanes;
+  using Index = typename Lanes<T, L>::Index;
+  const bool two_passes = p.stride.w == 2 && p.kernel.w == 3 && inner_hi - inner_lo >= L &&
+                          p.kernel.h * p.W < (int64_t{1} << 30);  // window offsets in Index
+  const int threads = max_threads();
+  Scratch<T> row_best(two_passes ? threads * p.H * p.Q : 0);
+  Scratch<Index> row_tap(two_passes ? threads * p.H * p.Q : 0);
+#pragma omp parallel for num_threads(threads) schedule(static)
   for (int64_t plane = 0; plane < planes; ++plane) {
     const T* x_c = x + plane * HW;
     T* y_c = y + plane * PQ;
     int64_t* arg_c = argmax + plane * PQ;
-    // Output columns [inner_lo, inner_hi) have windows inside the input horizontally.
-    const int64_t inner_lo = std::min(p.Q, (p.pad.w + p.stride.w - 1) / p.stride.w);
-    const int64_t last = p.W - p.kernel.w + p.pad.w;  // largest window start, shifted by pad
-    const int64_t inner_hi =
-        last < 0 ? inner_lo : std::max(inner_lo, std::min(p.Q, last / p.stride.w + 1));
+    T* best_rows = row_best.get() + (two_passes ? thread_id() * p.H * p.Q : 0);
+    Index* tap_rows = row_tap.get() + (two_passes ? thread_id() * p.H * p.Q : 0);
+    if (two_passes) {
+      for (int64_t ih = 0; ih < p.H; ++ih) {
+        row_maxima_3_wide<T, L>(p, x_c + ih * p.W, inner_lo, inner_hi, best_rows + ih * p.Q,
+                                tap_rows + ih * p.Q);
+      }
+    }
     for (int64_t oh = 0; oh < p.P; ++oh) {
       const int64_t h0 = oh * p.stride.h - p.pad.h;
       const int64_t h_lo = std::max<int64_t>(h0, 0), h_hi = std::min(h0 + p.kernel.h, p.H);
@@ -203,10 +237,8 @@ void max_pool2d_forward(const Pool2dParams& p, const T* x, T* y, int64_t* argmax
       // vectorises the strided reads (AlexNet's 3x3/2 pooling 1.35x faster); on short rows
       // (LeNet's 14) the vector loop's set-up costs more than it saves.
       const bool long_row = inner_hi - inner_lo >= 24;
-      if (p.stride.w == 2 && p.kernel.w == 3 && inner_hi - inner_lo >= Simd<T>::kLanes &&
-          (h_hi - h_lo) * p.W < (int64_t{1} << 30)) {
-        columns_3_wide_stride_2<T, Simd<T>::kLanes>(p, x_c, h_lo, h_hi, inner_lo, inner_hi, y_row,
-                                                    arg_row);
+      if (two_passes) {
+        column_maxima<T, L>(p, best_rows, tap_rows, h_lo, h_hi, inner_lo, inner_hi, y_row, arg_row);
       } else if (long_row && p.stride.w == 2) {
         inner_columns<T, 2>(p, x_c, h_lo, h_hi, inner_lo, inner_hi, y_row, arg_row);
       } else if (long_row && p.stride.w == 1) {
