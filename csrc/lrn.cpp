@@ -37,7 +37,7 @@ void for_each_tile(const LrnParams& p, Fn fn) {
 }
 
 template <typename T>
-T inverse_power_exact(T d, double beta) {
+__attribute__((always_inline)) inline T inverse_power_exact(T d, double beta) {
   return beta == 0.75 ? T(1) / std::sqrt(d * std::sqrt(d)) : std::pow(d, static_cast<T>(-beta));
 }
 
@@ -104,8 +104,7 @@ template <typename T, int NV, typename V>
 __attribute__((always_inline)) inline void exact_inverse_powers_075(const V* d, V* pw) {
 #pragma GCC unroll 4
   for (int v = 0; v < NV; ++v) {
-    for (int l = 0; l < Simd<T>::kLanes; ++l)
-      pw[v][l] = T(1) / std::sqrt(d[v][l] * std::sqrt(d[v][l]));
+    for (int l = 0; l < Simd<T>::kLanes; ++l) pw[v][l] = inverse_power_exact(d[v][l], 0.75);
   }
 }
 

@@ -133,7 +133,7 @@ void column_maxima(const Pool2dParams& p, const T* best_rows,
 // tap is kept as its offset in the window (r W + s) in lanes as wide as T and widened to the
 // int64 index once per vector: selecting int64 indices per tap (two or four registers per
 // vector of floats) compiled to scalar code. AlexNet's 3x3/2 windows take
-// columns_3_wide_stride_2 instead.
+// row_maxima_3_wide and column_maxima instead.
 template <typename T, int N>
 void max_2x2_plane(const Pool2dParams& p, const T* x_c, T* y_c, int64_t* arg_c) {
   using L = Lanes<T, N>;
