@@ -6,7 +6,7 @@
 // and i in W(c) exactly when c in [i - (size-1)/2, i + size/2].
 //
 // Legend: N batch, C channels, H W spatial size, HW = H * W. Work is split into tasks of one
-// sample and a tile of spatial positions (backward: each with its own (C, tile) scratch rows).
+// sample and a tile of spatial positions (backward: each thread with its own rings of rows).
 #include <algorithm>
 #include <cmath>
 #include <cstring>
@@ -36,21 +36,37 @@ void for_each_tile(const LrnParams& p, Fn fn) {
   }
 }
 
+// Requests a tile's row [row, row + width) ahead of use. A row of a tile is a short stream (1 KB
+// at kTile floats), one per channel: the hardware prefetcher only catches on to each after its
+// first misses, so without this the sweep over channels waits on memory latency, not bandwidth.
+template <typename T>
+inline void prefetch_row(const T* row, int64_t width, bool for_writing = false) {
+  for (int64_t j = 0; j < width; j += 64 / sizeof(T)) {
+    if (for_writing) {
+      __builtin_prefetch(row + j, 1);
+    } else {
+      __builtin_prefetch(row + j, 0);
+    }
+  }
+}
+constexpr int64_t kPrefetchChannels = 2;  // how many channels ahead of the sweep
+
 template <typename T>
 __attribute__((always_inline)) inline T inverse_power_exact(T d, double beta) {
   return beta == 0.75 ? T(1) / std::sqrt(d * std::sqrt(d)) : std::pow(d, static_cast<T>(-beta));
 }
 
-// pw[v] = d[v]^-0.75 for NV float vectors, by the reciprocal square root estimate: AlexNet's
-// beta = 0.75 is 1 / sqrt(D sqrt(D)) exactly, but two square roots and a division per element
-// were most of the layer on AVX2 (on Zen 3 a vector square root issues every ~6 cycles). Here
-// r = D^-0.5 and s = r^-0.5 come from the estimate with one Newton step each, and
-// D^-0.75 = r^2 s, within 4 eps of the exact power (the exact formula: 2 eps). Returns false,
+// pw[v] = d[v]^-0.75 and inv[v] = 1 / d[v] for NV float vectors, by the reciprocal square root
+// estimate: AlexNet's beta = 0.75 is 1 / sqrt(D sqrt(D)) exactly, but two square roots and a
+// division per element were most of the layer on AVX2 (on Zen 3 a vector square root issues
+// every ~6 cycles). Here r = D^-0.5 and s = r^-0.5 come from the estimate with one Newton step
+// each, D^-0.75 = r^2 s within 4 eps of the exact power (the exact formula: 2 eps) and
+// 1 / D = r^2 within 3 eps (backward needs D^-1.75; forward leaves inv unused). Returns false,
 // writing nothing, where it does not apply: double, no AVX2, or a lane outside the
 // normal floats (0, subnormal, inf, NaN, negative), whose IEEE answers the exact formula keeps.
 // No calls in here: every vector register would have to be saved around one.
 template <typename T, int NV, typename V>
-__attribute__((always_inline)) inline bool fast_inverse_powers(const V* d, V* pw) {
+__attribute__((always_inline)) inline bool fast_inverse_powers(const V* d, V* pw, V* inv) {
 #if defined(__AVX2__)
   if constexpr (std::is_same_v<T, float>) {
 #if defined(__AVX512F__)
@@ -88,23 +104,26 @@ __attribute__((always_inline)) inline bool fast_inverse_powers(const V* d, V* pw
     for (int v = 0; v < NV; ++v) {
       const R dv = R(d[v]);
       const R r = newton(dv, estimate(dv));
-      const R s = newton(r, estimate(r));
-      pw[v] = V(mul(mul(r, r), s));
+      const R s = newton(r, estimate(r)), r2 = mul(r, r);
+      pw[v] = V(mul(r2, s));
+      inv[v] = V(r2);
     }
     return true;
   }
 #endif
-  (void)d, (void)pw;
+  (void)d, (void)pw, (void)inv;
   return false;
 }
 
-// pw[v] = d[v]^-beta exactly, lane by lane, for beta = 0.75 (vector square roots and division,
-// no calls): where fast_inverse_powers declines (double, no AVX2, lanes that are not normal).
+// pw[v] = d[v]^-beta and inv[v] = 1 / d[v] exactly, lane by lane, for beta = 0.75 (vector
+// square roots and divisions, no calls): where fast_inverse_powers declines (double, no AVX2,
+// lanes that are not normal).
 template <typename T, int NV, typename V>
-__attribute__((always_inline)) inline void exact_inverse_powers_075(const V* d, V* pw) {
+__attribute__((always_inline)) inline void exact_inverse_powers_075(const V* d, V* pw, V* inv) {
 #pragma GCC unroll 4
   for (int v = 0; v < NV; ++v) {
     for (int l = 0; l < Simd<T>::kLanes; ++l) pw[v][l] = inverse_power_exact(d[v][l], 0.75);
+    inv[v] = T(1) / d[v];
   }
 }
 
@@ -138,27 +157,28 @@ void for_each_block(int64_t width, Body body) {
   for (; j < width; ++j) body(std::integral_constant<int, 0>(), j);
 }
 
-// A tile's inputs (x, and dy for backward) and the constants of D = k + scale * window sum.
+// A forward tile's input and the constants of D = k + scale * window sum.
 template <typename T>
 struct LrnTile {
   const T* x;
-  const T* dy;
   int64_t HW;
   T k, scale;
 };
 
-// d[v] = D and pw[v] = D^-0.75 for NV vectors of positions from j, channel window [lo, hi].
+// pw[v] = D^-0.75 and inv[v] = 1 / D for NV vectors of positions from j, channel window
+// [lo, hi].
 template <int NV, typename T, typename V>
 __attribute__((always_inline)) inline void window_powers_075(const LrnTile<T>& tile, int64_t lo,
-                                                             int64_t hi, int64_t j, V* d, V* pw) {
+                                                             int64_t hi, int64_t j, V* pw, V* inv) {
+  V d[NV];
   window_sums<NV>(tile.x, tile.HW, lo, hi, j, d);
 #pragma GCC unroll 4
   for (int v = 0; v < NV; ++v) d[v] = tile.k + tile.scale * d[v];
-  if (!fast_inverse_powers<T, NV>(d, pw)) exact_inverse_powers_075<T, NV>(d, pw);
+  if (!fast_inverse_powers<T, NV>(d, pw, inv)) exact_inverse_powers_075<T, NV>(d, pw, inv);
 }
 
-// Forward, or backward's first pass (power = D^-beta, t = dy x D^(-beta-1)), for channel c at
-// positions [j0, j1) with the exact formula: vectors the fast path declined, and the remainder.
+// Forward for channel c at positions [j0, j1) with the exact formula: vectors the fast path
+// declined, and the remainder.
 template <typename T>
 __attribute__((noinline)) void forward_exact(const LrnTile<T>& tile, const LrnParams& p, int64_t c,
                                              int64_t lo, int64_t hi, int64_t j0, int64_t j1,
@@ -170,24 +190,71 @@ __attribute__((noinline)) void forward_exact(const LrnTile<T>& tile, const LrnPa
   }
 }
 
+// Rows of kTile values of a tile for a sliding window of channels: channel c in row c mod rows,
+// rows >= the window's width, so a row is overwritten only after its last reader ran.
 template <typename T>
-__attribute__((noinline)) void powers_exact(const LrnTile<T>& tile, const LrnParams& p, int64_t c,
-                                            int64_t lo, int64_t hi, int64_t j0, int64_t j1,
-                                            T* power_c, T* t_c) {
+struct RowRing {
+  T* base;
+  int64_t rows;
+  T* row(int64_t c) const { return base + (c % rows) * kTile; }
+};
+
+// The ring rows of channels [lo, hi] in channel order: `before` rows from `first` on, then
+// `after` rows from the ring's start (found once per channel: no division in the loops).
+template <typename T>
+struct RingWindow {
+  const T* first;
+  const T* wrapped;
+  int64_t before, after;
+  RingWindow(const RowRing<T>& ring, int64_t lo, int64_t hi)
+      : first(ring.row(lo)), wrapped(ring.base) {
+    before = std::min(hi - lo + 1, ring.rows - lo % ring.rows);
+    after = hi - lo + 1 - before;
+  }
+};
+
+// sums[v] = sum of the window's rows at NV vectors (NV = 0: one element) from j, in order.
+template <int NV, typename T, typename V>
+__attribute__((always_inline)) inline void sum_rows(const RingWindow<T>& window, int64_t j,
+                                                    V* sums) {
+  constexpr int64_t step = sizeof(V) / sizeof(T);
+  constexpr int N = std::max(NV, 1);
+#pragma GCC unroll 4
+  for (int v = 0; v < N; ++v) sums[v] = V{};
+  const auto add_rows = [&](const T* rows, int64_t count) {
+    for (int64_t r = 0; r < count; ++r) {
+#pragma GCC unroll 4
+      for (int v = 0; v < N; ++v) {
+        V row_v;
+        std::memcpy(&row_v, rows + r * kTile + j + v * step, sizeof(V));
+        sums[v] += row_v;
+      }
+    }
+  };
+  add_rows(window.first, window.before);
+  add_rows(window.wrapped, window.after);
+}
+
+// Backward's first pass for channel c at positions [j0, j1) with the exact formula: P = dy D^-beta
+// and t = coef dy x D^(-beta-1), from the window's sums of squares.
+template <typename T>
+__attribute__((noinline)) void backward_rows_exact(const RingWindow<T>& squares, T k, T scale,
+                                                   T coef, double beta, const T* x_c, const T* dy_c,
+                                                   int64_t j0, int64_t j1, T* P_c, T* t_c) {
   for (int64_t j = j0; j < j1; ++j) {
     T sum;
-    window_sums<1>(tile.x, tile.HW, lo, hi, j, &sum);
-    const T d = tile.k + tile.scale * sum, pw = inverse_power_exact(d, p.beta);
-    power_c[j] = pw;
-    t_c[j] = tile.dy[c * tile.HW + j] * tile.x[c * tile.HW + j] * (pw / d);
+    sum_rows<0>(squares, j, &sum);
+    const T d = k + scale * sum;
+    P_c[j] = dy_c[j] * inverse_power_exact(d, beta);
+    t_c[j] = coef * P_c[j] * x_c[j] / d;
   }
 }
 
 }  // namespace
 
-// Both directions take a tile of positions of one sample at a time, channel by channel, a few
-// vectors of positions at a time: the window's input rows stay in L1 from one channel to the
-// next, so x (and dy) are read from memory once.
+// Forward takes a tile of positions of one sample at a time, channel by channel, a few vectors
+// of positions at a time: the window's input rows stay in L1 from one channel to the next, so x
+// is read from memory once.
 template <typename T>
 void lrn_forward(const LrnParams& p, const T* x, T* y) {
   using V = typename Simd<T>::Vec;
@@ -196,18 +263,21 @@ void lrn_forward(const LrnParams& p, const T* x, T* y) {
   const int64_t HW = p.H * p.W;
   const T k = static_cast<T>(p.k), scale = static_cast<T>(p.alpha / static_cast<double>(p.size));
   for_each_tile(p, [&](int64_t at, int64_t width) {
-    const LrnTile<T> tile{x + at, nullptr, HW, k, scale};
+    const LrnTile<T> tile{x + at, HW, k, scale};
     for (int64_t c = 0; c < p.C; ++c) {
       const int64_t lo = std::max<int64_t>(c - p.size / 2, 0);
       const int64_t hi = std::min<int64_t>(c + (p.size - 1) / 2, p.C - 1);
+      if (hi + kPrefetchChannels < p.C) prefetch_row(tile.x + (hi + kPrefetchChannels) * HW, width);
+      if (c + kPrefetchChannels < p.C)
+        prefetch_row(y + at + (c + kPrefetchChannels) * HW, width, true);
       const T* x_c = tile.x + c * HW;
       T* y_c = y + at + c * HW;
       for_each_block<L>(width, [&](auto vectors, int64_t j) {
         constexpr int NV = vectors();
         if constexpr (NV > 0) {
           if (p.beta == 0.75) {
-            V d[NV], pw[NV];
-            window_powers_075<NV>(tile, lo, hi, j, d, pw);
+            V pw[NV], inv[NV];
+            window_powers_075<NV>(tile, lo, hi, j, pw, inv);
 #pragma GCC unroll 4
             for (int v = 0; v < NV; ++v) {
               *reinterpret_cast<U*>(y_c + j + v * L) =
@@ -222,69 +292,107 @@ void lrn_forward(const LrnParams& p, const T* x, T* y) {
   });
 }
 
+// Backward in one sweep over the channels of a tile, per channel s: its squares q = x^2; then
+// for c = s - (size-1)/2, whose window's squares now all exist, P = dy D^-beta and
+// t = coef dy x D^(-beta-1) (coef = 2 alpha beta / size); then dx_i = P_i - x_i sum t over
+// i's window, for every i whose window's t all exist. q, P and t live in rings of rows (RowRing)
+// that stay in L1 with the window of x and the row of dy; x and dy are read from memory once.
+// Summing squares (one multiply each) instead of squaring the window anew, and P with coef
+// folded into t, take 5 of about 24 multiplies per vector off the FMA pipes this layer waits on.
 template <typename T>
 void lrn_backward(const LrnParams& p, const T* dy, const T* x, T* dx) {
   using V = typename Simd<T>::Vec;
   using U = typename Simd<T>::UnalignedVec;
   constexpr int L = Simd<T>::kLanes;
-  const int threads = max_threads();
-  Scratch<T> scratch(threads * 2 * p.C * kTile);
+  const int64_t rows = std::min<int64_t>(p.size, p.C);
+  Scratch<T> scratch(max_threads() * 3 * rows * kTile);
   const int64_t HW = p.H * p.W;
   const T k = static_cast<T>(p.k), scale = static_cast<T>(p.alpha / static_cast<double>(p.size));
   const T coef = static_cast<T>(2.0 * p.alpha * p.beta / static_cast<double>(p.size));
   for_each_tile(p, [&](int64_t at, int64_t width) {
-    // Per channel: power = D^-beta, and t = dy x D^(-beta-1), which dx sums over its window.
-    T* power = scratch.get() + thread_id() * 2 * p.C * kTile;
-    T* t = power + p.C * width;
-    const LrnTile<T> tile{x + at, dy + at, HW, k, scale};
-    for (int64_t c = 0; c < p.C; ++c) {
-      const int64_t lo = std::max<int64_t>(c - p.size / 2, 0);
-      const int64_t hi = std::min<int64_t>(c + (p.size - 1) / 2, p.C - 1);
-      const T* x_c = tile.x + c * HW;
-      const T* dy_c = tile.dy + c * HW;
-      T* power_c = power + c * width;
-      T* t_c = t + c * width;
+    T* rings = scratch.get() + thread_id() * 3 * rows * kTile;
+    const RowRing<T> squares{rings, rows}, P{rings + rows * kTile, rows},
+        t{rings + 2 * rows * kTile, rows};
+    const T* x_tile = x + at;
+    const T* dy_tile = dy + at;
+    const auto square_row = [&](int64_t s) {
+      const T* x_s = x_tile + s * HW;
+      T* q = squares.row(s);
+      for (int64_t j = 0; j < width; ++j) q[j] = x_s[j] * x_s[j];
+    };
+    const auto first_pass_row = [&](int64_t c) {
+      const RingWindow<T> window(squares, std::max<int64_t>(c - p.size / 2, 0),
+                                 std::min<int64_t>(c + (p.size - 1) / 2, p.C - 1));
+      const T* x_c = x_tile + c * HW;
+      const T* dy_c = dy_tile + c * HW;
+      T* P_c = P.row(c);
+      T* t_c = t.row(c);
       for_each_block<L>(width, [&](auto vectors, int64_t j) {
         constexpr int NV = vectors();
         if constexpr (NV > 0) {
           if (p.beta == 0.75) {
-            V d[NV], pw[NV];
-            window_powers_075<NV>(tile, lo, hi, j, d, pw);
+            V d[NV], pw[NV], inv[NV];
+            sum_rows<NV>(window, j, d);
+#pragma GCC unroll 4
+            for (int v = 0; v < NV; ++v) d[v] = k + scale * d[v];
+            if (!fast_inverse_powers<T, NV>(d, pw, inv))
+              exact_inverse_powers_075<T, NV>(d, pw, inv);
 #pragma GCC unroll 4
             for (int v = 0; v < NV; ++v) {
               const int64_t at_v = j + v * L;
-              *reinterpret_cast<U*>(power_c + at_v) = pw[v];
-              *reinterpret_cast<U*>(t_c + at_v) = *reinterpret_cast<const U*>(dy_c + at_v) *
-                                                  *reinterpret_cast<const U*>(x_c + at_v) *
-                                                  (pw[v] / d[v]);
+              const V P_v = *reinterpret_cast<const U*>(dy_c + at_v) * pw[v];
+              *reinterpret_cast<U*>(P_c + at_v) = P_v;
+              *reinterpret_cast<U*>(t_c + at_v) =
+                  P_v * *reinterpret_cast<const U*>(x_c + at_v) * (coef * inv[v]);
             }
             return;
           }
         }
-        powers_exact(tile, p, c, lo, hi, j, j + std::max(1, NV * L), power_c, t_c);
+        backward_rows_exact(window, k, scale, coef, p.beta, x_c, dy_c, j, j + std::max(1, NV * L),
+                            P_c, t_c);
       });
-    }
-    for (int64_t i = 0; i < p.C; ++i) {
-      const T* x_i = tile.x + i * HW;
-      const T* dy_i = tile.dy + i * HW;
+    };
+    const auto input_gradient_row = [&](int64_t i) {
+      const RingWindow<T> window(t, std::max<int64_t>(i - (p.size - 1) / 2, 0),
+                                 std::min<int64_t>(i + p.size / 2, p.C - 1));
+      const T* x_i = x_tile + i * HW;
+      const T* P_i = P.row(i);
       T* dx_i = dx + at + i * HW;
-      const T* power_i = power + i * width;
-      const int64_t lo = std::max<int64_t>(i - (p.size - 1) / 2, 0);
-      const int64_t hi = std::min<int64_t>(i + p.size / 2, p.C - 1);
-      int64_t j = 0;
-      for (; j + L <= width; j += L) {
-        V sum{};
-        for (int64_t c = lo; c <= hi; ++c) sum += *reinterpret_cast<const U*>(t + c * width + j);
-        *reinterpret_cast<U*>(dx_i + j) =
-            *reinterpret_cast<const U*>(dy_i + j) * *reinterpret_cast<const U*>(power_i + j) -
-            coef * *reinterpret_cast<const U*>(x_i + j) * sum;
+      for_each_block<L>(width, [&](auto vectors, int64_t j) {
+        constexpr int NV = vectors();
+        if constexpr (NV > 0) {
+          V sums[NV];
+          sum_rows<NV>(window, j, sums);
+#pragma GCC unroll 4
+          for (int v = 0; v < NV; ++v) {
+            const int64_t at_v = j + v * L;
+            *reinterpret_cast<U*>(dx_i + at_v) = *reinterpret_cast<const U*>(P_i + at_v) -
+                                                 *reinterpret_cast<const U*>(x_i + at_v) * sums[v];
+          }
+        } else {
+          T sum;
+          sum_rows<0>(window, j, &sum);
+          dx_i[j] = P_i[j] - x_i[j] * sum;
+        }
+      });
+    };
+    int64_t next = 0;  // the next channel of dx
+    for (int64_t s = 0; s < p.C + (p.size - 1) / 2; ++s) {
+      const int64_t ahead = s + kPrefetchChannels;
+      if (ahead < p.C) prefetch_row(x_tile + ahead * HW, width);
+      if (ahead - (p.size - 1) / 2 < p.C) {
+        if (ahead - (p.size - 1) / 2 >= 0)
+          prefetch_row(dy_tile + (ahead - (p.size - 1) / 2) * HW, width);
       }
-      for (; j < width; ++j) {
-        T sum = T(0);
-        for (int64_t c = lo; c <= hi; ++c) sum += t[c * width + j];
-        dx_i[j] = dy_i[j] * power_i[j] - coef * x_i[j] * sum;
-      }
+      if (next + kPrefetchChannels < p.C)
+        prefetch_row(dx + at + (next + kPrefetchChannels) * HW, width, true);
+      if (s < p.C) square_row(s);
+      const int64_t c = s - (p.size - 1) / 2;
+      if (c < 0) continue;
+      first_pass_row(c);
+      for (; next + p.size / 2 <= c; ++next) input_gradient_row(next);
     }
+    for (; next < p.C; ++next) input_gradient_row(next);
   });
 }
 

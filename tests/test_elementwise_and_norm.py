@@ -131,6 +131,24 @@ def test_lrn_alexnet_activations():
     )
 
 
+@pytest.mark.parametrize("size", [1, 2, 4, 5, 8, 23])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_lrn_backward_across_tiles_and_channel_windows(size, dtype):
+    # 17 x 19 = 323 positions: a full tile of 256 and a partial one of 67 (with a scalar
+    # tail); 20 channels: backward's rings of rows wrap around for size < 20, and size 23
+    # is wider than the channels.
+    x, rng = normal((2, 20, 17, 19), dtype, 11, scale=3.0)
+    dy = rng.standard_normal(x.shape).astype(dtype)
+    for args in [(size, 0.05, 0.75, 1.0), (size, 0.05, 0.6, 1.5)]:
+        check_each_isa(
+            lambda: ck.lrn_backward(dy, x, *args),
+            ref.lrn_backward(dy.astype(np.float64), x.astype(np.float64), *args),
+            dtype,
+            8 * size,
+            f"lrn backward {args}",
+        )
+
+
 def test_lrn_zero_infinite_and_nan_denominators():
     # float32 with beta = 0.75 takes the reciprocal-square-root estimate only where a whole
     # block of denominators is normal; the others keep IEEE's answers: D = 0 (k = 0, a window
