@@ -13,6 +13,8 @@
 // outputs (helpers in pool_2x2.h), and the inner columns of 3-wide windows with stride 2
 // (AlexNet's 3x3/2) two vector passes, along rows then down columns; both find the same winner.
 #include <algorithm>
+#include <type_traits>
+#include <utility>
 
 #include "kernels.h"
 #include "pool_2x2.h"
@@ -67,7 +69,47 @@ void inner_columns(const Pool2dParams& p, const T* x_c, int64_t h_lo, int64_t h_
 // first NaN) in row-major order is the first of the rows' first maxima, so the winners are
 // inner_columns' (which read and wrote the row of results and int64 indices once per tap).
 // Taps are kept as offsets in the window, in lanes as wide as T, and widened to the int64
-// index once per vector.
+// index once per vector. The row maxima are kept in block order (below), which column_maxima
+// undoes once per output.
+//
+// Block order: lane l of a vector of row maxima holds output block_order(l) of its N, where
+// every 128-bit lane of the results takes half its outputs from the first load of a pair and
+// half from the second. Then the columns 2 ow, 2 ow + 1 and 2 ow + 2 are each one in-lane
+// shuffle of two loads (shufps, shufpd); in output order each took two lane-crossing permutes
+// and a blend.
+template <typename T, int N>
+constexpr int block_order(int l) {
+  constexpr int E = std::min<int>(16 / sizeof(T), N), half = E / 2;  // lanes per 128 bits
+  const int block = l / E, r = l % E;
+  return r < half ? block * half + r : N / 2 + block * half + (r - half);
+}
+
+// The lane of output o in block order.
+template <typename T, int N>
+constexpr int block_lane(int o) {
+  constexpr int E = std::min<int>(16 / sizeof(T), N), half = E / 2;
+  const int second = o >= N / 2, rest = o - second * (N / 2);
+  return rest / half * E + second * half + rest % half;
+}
+
+// Where a vector of row maxima starting at output ow of [lo, ...) is kept: the vectors of a row
+// in consecutive slots of N, the last one, which overlaps the one before it in the row
+// (for_each_vector_in), in a slot of its own, since block order differs between the two.
+template <int N>
+int64_t block_slot(int64_t lo, int64_t ow) {
+  return ceil_div(ow - lo, N) * N;
+}
+template <int N>
+int64_t block_row_stride(const Pool2dParams& p) {
+  return round_up(p.Q, N);
+}
+
+// A constant shuffle mask: lane l = lane_source(l).
+template <typename Mask, typename F, int... I>
+constexpr Mask shuffle_mask(F lane_source, std::integer_sequence<int, I...>) {
+  return Mask{static_cast<std::remove_reference_t<decltype(Mask{}[0])>>(lane_source(I))...};
+}
+
 template <typename T, int N>
 void row_maxima_3_wide(const Pool2dParams& p, const T* x_row, int64_t lo, int64_t hi, T* best_row,
                        typename Lanes<T, N>::Index* tap_row) {
@@ -75,11 +117,20 @@ void row_maxima_3_wide(const Pool2dParams& p, const T* x_row, int64_t lo, int64_
   using V = typename L::Vec;
   using Index = typename L::Index;
   typedef Index Taps __attribute__((vector_size(N * sizeof(T)), aligned(sizeof(T)), may_alias));
-  const auto even = L::pick(0, 2), odd = L::pick(1, 2);
-  typename L::Mask from_two;     // x[2], x[4], ... from loads at 2 and N + 1: lanes 0, 2, ... of
-  for (int l = 0; l < N; ++l) {  // the first, then 1, 3, ... of the second
-    from_two[l] = static_cast<Index>(l < N / 2 ? 2 * l : N + 2 * (l - N / 2) + 1);
-  }
+  using Mask = typename L::Mask;
+  constexpr auto lanes = std::make_integer_sequence<int, N>();
+  // Lane l takes x[2 o], x[2 o + 1] and x[2 o + 2] for o = block_order(l): from the loads at 0
+  // and N, and at 2 and N + 1 (where x[2 o + 2] is lane 2 o of the first, or 2 o + 1 - N of the
+  // second).
+  constexpr Mask even = shuffle_mask<Mask>([](int l) { return 2 * block_order<T, N>(l); }, lanes);
+  constexpr Mask odd =
+      shuffle_mask<Mask>([](int l) { return 2 * block_order<T, N>(l) + 1; }, lanes);
+  constexpr Mask from_two = shuffle_mask<Mask>(
+      [](int l) {
+        const int o = block_order<T, N>(l);
+        return o < N / 2 ? 2 * o : 2 * o + 1;
+      },
+      lanes);
   for_each_vector_in<N>(lo, hi, [&](int64_t ow) {
     const T* row = x_row + 2 * ow - p.pad.w;
     const V a = *reinterpret_cast<const V*>(row), b = *reinterpret_cast<const V*>(row + N);
@@ -93,13 +144,15 @@ void row_maxima_3_wide(const Pool2dParams& p, const T* x_row, int64_t lo, int64_
       best = take ? v : best;
       tap = take ? Taps{} + static_cast<Index>(kw) : tap;
     }
-    *reinterpret_cast<V*>(best_row + ow) = best;
-    *reinterpret_cast<Taps*>(tap_row + ow) = tap;
+    const int64_t slot = block_slot<N>(lo, ow);
+    *reinterpret_cast<V*>(best_row + slot) = best;
+    *reinterpret_cast<Taps*>(tap_row + slot) = tap;
   });
 }
 
 // One output row's columns [lo, hi) from the row maxima of its window's rows [h_lo, h_hi)
-// (best and tap hold a row of Q per input row).
+// (best and tap hold a row of block_row_stride per input row, each vector of N in its
+// block_slot and in block order).
 template <typename T, int N>
 void column_maxima(const Pool2dParams& p, const T* best_rows,
                    const typename Lanes<T, N>::Index* tap_rows, int64_t h_lo, int64_t h_hi,
@@ -110,17 +163,22 @@ void column_maxima(const Pool2dParams& p, const T* best_rows,
   typedef Index Taps __attribute__((vector_size(N * sizeof(T)), aligned(sizeof(T)), may_alias));
   typename L::Offsets twice_lane;
   for (int l = 0; l < N; ++l) twice_lane[l] = 2 * l;
+  constexpr auto output_order = shuffle_mask<typename L::Mask>(
+      [](int o) { return block_lane<T, N>(o); }, std::make_integer_sequence<int, N>());
   for_each_vector_in<N>(lo, hi, [&](int64_t ow) {
-    V best = *reinterpret_cast<const V*>(best_rows + h_lo * p.Q + ow);
-    Taps tap = *reinterpret_cast<const Taps*>(tap_rows + h_lo * p.Q + ow);
+    const int64_t stride = block_row_stride<N>(p), slot = block_slot<N>(lo, ow);
+    V best = *reinterpret_cast<const V*>(best_rows + h_lo * stride + slot);
+    Taps tap = *reinterpret_cast<const Taps*>(tap_rows + h_lo * stride + slot);
     for (int64_t ih = h_lo + 1; ih < h_hi; ++ih) {
-      const V v = *reinterpret_cast<const V*>(best_rows + ih * p.Q + ow);
-      const Taps t = *reinterpret_cast<const Taps*>(tap_rows + ih * p.Q + ow) +
+      const V v = *reinterpret_cast<const V*>(best_rows + ih * stride + slot);
+      const Taps t = *reinterpret_cast<const Taps*>(tap_rows + ih * stride + slot) +
                      static_cast<Index>((ih - h_lo) * p.W);
       const auto take = (v > best) | ((v != v) & (best == best));  // wins(), lane by lane
       best = take ? v : best;
       tap = take ? t : tap;
     }
+    best = __builtin_shuffle(best, output_order);
+    tap = __builtin_shuffle(tap, output_order);
     *reinterpret_cast<V*>(y_row + ow) = best;
     *reinterpret_cast<typename L::Offsets*>(arg_row + ow) =
         __builtin_convertvector(tap, typename L::Offsets) + twice_lane +
@@ -194,19 +252,21 @@ void max_pool2d_forward(const Pool2dParams& p, const T* x, T* y, int64_t* argmax
   const bool two_passes = p.stride.w == 2 && p.kernel.w == 3 && inner_hi - inner_lo >= L &&
                           p.kernel.h * p.W < (int64_t{1} << 30);  // window offsets in Index
   const int threads = max_threads();
-  Scratch<T> row_best(two_passes ? threads * p.H * p.Q : 0);
-  Scratch<Index> row_tap(two_passes ? threads * p.H * p.Q : 0);
+  const int64_t rows_size = two_passes ? p.H * block_row_stride<L>(p) : 0;
+  Scratch<T> row_best(threads * rows_size);
+  Scratch<Index> row_tap(threads * rows_size);
 #pragma omp parallel for num_threads(threads) schedule(static)
   for (int64_t plane = 0; plane < planes; ++plane) {
     const T* x_c = x + plane * HW;
     T* y_c = y + plane * PQ;
     int64_t* arg_c = argmax + plane * PQ;
-    T* best_rows = row_best.get() + (two_passes ? thread_id() * p.H * p.Q : 0);
-    Index* tap_rows = row_tap.get() + (two_passes ? thread_id() * p.H * p.Q : 0);
+    T* best_rows = row_best.get() + thread_id() * rows_size;
+    Index* tap_rows = row_tap.get() + thread_id() * rows_size;
     if (two_passes) {
       for (int64_t ih = 0; ih < p.H; ++ih) {
-        row_maxima_3_wide<T, L>(p, x_c + ih * p.W, inner_lo, inner_hi, best_rows + ih * p.Q,
-                                tap_rows + ih * p.Q);
+        const int64_t at = ih * block_row_stride<L>(p);
+        row_maxima_3_wide<T, L>(p, x_c + ih * p.W, inner_lo, inner_hi, best_rows + at,
+                                tap_rows + at);
       }
     }
     for (int64_t oh = 0; oh < p.P; ++oh) {
