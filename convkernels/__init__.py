@@ -31,6 +31,8 @@ from .ops import (
     max_pool2d_backward,
     relu,
     relu_backward,
+    tanh,
+    tanh_backward,
 )
 
 __version__ = "0.1.0"
@@ -51,6 +53,8 @@ __all__ = [
     "max_pool2d_backward",
     "relu",
     "relu_backward",
+    "tanh",
+    "tanh_backward",
     "cuda_available",
     "cuda_info",
     "get_conv_algorithm",

@@ -11,8 +11,9 @@ CPU tensor) of exactly the result's shape and dtype, C-contiguous, aligned and w
 no memory with an input. The kernel writes straight into it, without a copy, and the op returns
 a NumPy view of it (``out`` itself for a NumPy array). Other buffers are refused with a
 TypeError (wrong dtype, not an array) or ValueError (shape, layout, read-only, overlap) naming
-``out``, never copied into. The exceptions: ``relu(x, out=x)`` and ``relu_backward(dy, x,
-out=dy)`` run in place, and ``gemm(a, b, c, out=c)`` accumulates into c as BLAS does.
+``out``, never copied into. The exceptions: ``relu(x, out=x)``, ``relu_backward(dy, x,
+out=dy)``, ``tanh(x, out=x)`` and ``tanh_backward(dy, y, out=dy)`` run in place, and
+``gemm(a, b, c, out=c)`` accumulates into c as BLAS does.
 ``max_pool2d`` takes ``out=(y, idx)``.
 
 CUDA device arrays (CuPy, or anything with ``__cuda_array_interface__`` or a CUDA
@@ -35,6 +36,8 @@ __all__ = [
     "avg_pool2d_backward",
     "relu",
     "relu_backward",
+    "tanh",
+    "tanh_backward",
     "lrn",
     "lrn_backward",
     "lcn",
@@ -214,6 +217,35 @@ def relu_backward(dy, x, negative_slope=0.0, *, out=None):
         be.array(dy, op, "dy"),
         be.array(x, op, "x"),
         as_float(negative_slope, op, "negative_slope"),
+        be.out(out, op),
+    )
+
+
+def tanh(x, amplitude=1.0, slope=1.0, *, out=None):
+    """amplitude * tanh(slope * x), elementwise, any shape; LeNet-5's squashing function is
+    amplitude=1.7159, slope=2/3. About 3 ulp. out=x runs in place."""
+    op = "tanh"
+    be = backend(op, ("x", x), ("out", out))
+    return be.run(
+        "tanh",
+        be.array(x, op, "x"),
+        as_float(amplitude, op, "amplitude"),
+        as_float(slope, op, "slope"),
+        be.out(out, op),
+    )
+
+
+def tanh_backward(dy, y, amplitude=1.0, slope=1.0, *, out=None):
+    """The gradient of tanh from its output y = tanh(x, amplitude, slope):
+    dy * slope / amplitude * (amplitude - y) * (amplitude + y). out=dy runs in place."""
+    op = "tanh_backward"
+    be = backend(op, ("dy", dy), ("y", y), ("out", out))
+    return be.run(
+        "tanh_backward",
+        be.array(dy, op, "dy"),
+        be.array(y, op, "y"),
+        as_float(amplitude, op, "amplitude"),
+        as_float(slope, op, "slope"),
         be.out(out, op),
     )
 

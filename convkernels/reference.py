@@ -459,6 +459,22 @@ def relu(x, negative_slope=0.0):
     return np.where((x > 0) | np.isnan(x), x, neg)
 
 
+def tanh(x, amplitude=1.0, slope=1.0):
+    """y = amplitude * tanh(slope * x)   (NumPy's tanh: NaN stays NaN, +-inf -> +-amplitude)."""
+    x = _float_array(x, "x")
+    return (amplitude * np.tanh(slope * x)).astype(x.dtype)
+
+
+def tanh_backward(dy, y, amplitude=1.0, slope=1.0):
+    """dx = dy * amplitude * slope * (1 - (y / amplitude)^2), y = tanh(x, amplitude, slope)."""
+    dy = _float_array(dy, "dy")
+    y = np.asarray(y)
+    if y.shape != dy.shape:
+        raise ValueError(f"y: expected the shape of dy {dy.shape}, got {y.shape}")
+    t = y / amplitude
+    return (dy * (amplitude * slope) * (1 - t * t)).astype(dy.dtype)
+
+
 def relu_backward(dy, x, negative_slope=0.0):
     """dx = dy if x > 0 else negative_slope * dy   (x == 0 and NaN x take the slope branch)."""
     dy = _float_array(dy, "dy")

@@ -309,6 +309,36 @@ ck_status relu_backward(const char* fn, const ck_relu_params* c, const T* dy, co
   });
 }
 
+TanhParams tanh_params(const char* fn, const ck_tanh_params* c) {
+  not_null(fn, {{c, "p"}});
+  if (c->count < 0 || checked_numel(c->count, 1, 1, 1) < 0) {
+    invalid(fn, "count must be a non-negative number of elements, got " + std::to_string(c->count));
+  }
+  const TanhParams p{c->count, c->amplitude, c->slope};
+  check(tanh_check(p, fn));
+  return p;
+}
+
+template <typename T>
+ck_status tanh_forward(const char* fn, const ck_tanh_params* c, const T* x, T* y) {
+  return guarded(fn, [&] {
+    const TanhParams p = tanh_params(fn, c);
+    not_null(fn, {{x, "x"}, {y, "y"}});
+    no_overlap(fn, span(y, p.count, "y"), {span(x, p.count, "x")}, "x");
+    kernels<T>(fn).tanh_forward(p, x, y);
+  });
+}
+
+template <typename T>
+ck_status tanh_backward(const char* fn, const ck_tanh_params* c, const T* dy, const T* y, T* dx) {
+  return guarded(fn, [&] {
+    const TanhParams p = tanh_params(fn, c);
+    not_null(fn, {{dy, "dy"}, {y, "y"}, {dx, "dx"}});
+    no_overlap(fn, span(dx, p.count, "dx"), {span(dy, p.count, "dy"), span(y, p.count, "y")}, "dy");
+    kernels<T>(fn).tanh_backward(p, dy, y, dx);
+  });
+}
+
 LrnParams lrn_params(const char* fn, const ck_lrn_params* c) {
   not_null(fn, {{c, "p"}});
   LrnParams p;
@@ -544,6 +574,21 @@ ck_status ck_relu_backward_f32(const ck_relu_params* p, const float* dy, const f
 ck_status ck_relu_backward_f64(const ck_relu_params* p, const double* dy, const double* x,
                                double* dx) {
   return relu_backward("ck_relu_backward_f64", p, dy, x, dx);
+}
+
+ck_status ck_tanh_forward_f32(const ck_tanh_params* p, const float* x, float* y) {
+  return tanh_forward("ck_tanh_forward_f32", p, x, y);
+}
+ck_status ck_tanh_forward_f64(const ck_tanh_params* p, const double* x, double* y) {
+  return tanh_forward("ck_tanh_forward_f64", p, x, y);
+}
+ck_status ck_tanh_backward_f32(const ck_tanh_params* p, const float* dy, const float* y,
+                               float* dx) {
+  return tanh_backward("ck_tanh_backward_f32", p, dy, y, dx);
+}
+ck_status ck_tanh_backward_f64(const ck_tanh_params* p, const double* dy, const double* y,
+                               double* dx) {
+  return tanh_backward("ck_tanh_backward_f64", p, dy, y, dx);
 }
 
 ck_status ck_lrn_forward_f32(const ck_lrn_params* p, const float* x, float* y) {

@@ -25,6 +25,8 @@ struct KernelTable {
   void (*avg_pool2d_backward)(const Pool2dParams&, const T*, T*);
   void (*relu_forward)(const ReluParams&, const T*, T*);
   void (*relu_backward)(const ReluParams&, const T*, const T*, T*);
+  void (*tanh_forward)(const TanhParams&, const T*, T*);
+  void (*tanh_backward)(const TanhParams&, const T*, const T*, T*);
   void (*lrn_forward)(const LrnParams&, const T*, T*);
   void (*lrn_backward)(const LrnParams&, const T*, const T*, T*);
   void (*lcn_forward)(const LcnParams&, const T*, T*);

@@ -19,11 +19,23 @@ void gemm_entry(GemmTrans ta, GemmTrans tb, int64_t M, int64_t N, int64_t K, T a
 
 template <typename T>
 KernelTable<T> make_table() {
-  return {&conv2d_forward<T>,       &conv2d_backward_input<T>, &conv2d_backward_weight<T>,
-          &conv2d_backward_bias<T>, &max_pool2d_forward<T>,    &max_pool2d_backward<T>,
-          &avg_pool2d_forward<T>,   &avg_pool2d_backward<T>,   &relu_forward<T>,
-          &relu_backward<T>,        &lrn_forward<T>,           &lrn_backward<T>,
-          &lcn_forward<T>,          &lcn_backward<T>,          &gemm_entry<T>};
+  return {&conv2d_forward<T>,
+          &conv2d_backward_input<T>,
+          &conv2d_backward_weight<T>,
+          &conv2d_backward_bias<T>,
+          &max_pool2d_forward<T>,
+          &max_pool2d_backward<T>,
+          &avg_pool2d_forward<T>,
+          &avg_pool2d_backward<T>,
+          &relu_forward<T>,
+          &relu_backward<T>,
+          &tanh_forward<T>,
+          &tanh_backward<T>,
+          &lrn_forward<T>,
+          &lrn_backward<T>,
+          &lcn_forward<T>,
+          &lcn_backward<T>,
+          &gemm_entry<T>};
 }
 
 }  // namespace

@@ -99,6 +99,13 @@ void relu_forward(const ReluParams& p, const T* x, T* y);
 template <typename T>
 void relu_backward(const ReluParams& p, const T* dy, const T* x, T* dx);
 
+// x, y: (count); y may alias x.
+template <typename T>
+void tanh_forward(const TanhParams& p, const T* x, T* y);
+// dy, y, dx: (count), y the forward's output; dx may alias dy.
+template <typename T>
+void tanh_backward(const TanhParams& p, const T* dy, const T* y, T* dx);
+
 // x, y: (N, C, H, W)
 template <typename T>
 void lrn_forward(const LrnParams& p, const T* x, T* y);

@@ -553,6 +553,42 @@ py::array relu_backward(py::handle dy_obj, py::handle x_obj, double negative_slo
   });
 }
 
+template <class B>
+py::array tanh_forward(py::handle x_obj, double amplitude, double slope, py::handle out) {
+  const char* op = "tanh";
+  const py::array x = input<B>(x_obj, op, "x");
+  const Dtype dtype = float_dtype(x, op, "x");
+  const TanhParams p{static_cast<int64_t>(x.size()), amplitude, slope};
+  check(tanh_check(p, op));
+  return by_dtype(dtype, [&](auto t) -> py::array {
+    using T = decltype(t);
+    py::array y = output<B, T>(out, shape_of(x), op, "out", {{x_obj, "x"}}, "x");
+    T* y_ptr = mut_ptr<T>(y);
+    typename B::Launch launch;
+    B::template kernels<T>().tanh_forward(p, ptr<T>(x), y_ptr);
+    return y;
+  });
+}
+
+template <class B>
+py::array tanh_backward(py::handle dy_obj, py::handle y_obj, double amplitude, double slope,
+                        py::handle out) {
+  const char* op = "tanh_backward";
+  const py::array dy = input<B>(dy_obj, op, "dy"), y = input<B>(y_obj, op, "y");
+  const Dtype dtype = same_dtype(op, {{&dy, "dy"}, {&y, "y"}});
+  require_same_shape(dy, y, op, "dy", "y");
+  const TanhParams p{static_cast<int64_t>(y.size()), amplitude, slope};
+  check(tanh_check(p, op));
+  return by_dtype(dtype, [&](auto t) -> py::array {
+    using T = decltype(t);
+    py::array dx = output<B, T>(out, shape_of(y), op, "out", {{dy_obj, "dy"}, {y_obj, "y"}}, "dy");
+    T* dx_ptr = mut_ptr<T>(dx);
+    typename B::Launch launch;
+    B::template kernels<T>().tanh_backward(p, ptr<T>(dy), ptr<T>(y), dx_ptr);
+    return dx;
+  });
+}
+
 LrnParams lrn_params(const py::array& x, int64_t size, double alpha, double beta, double k,
                      const char* op) {
   LrnParams p;
@@ -671,6 +707,8 @@ void def_ops(py::module_& m) {
   m.def("avg_pool2d_backward", &avg_pool2d_backward<B>, "dy"_a, "input_shape"_a, "args"_a, out);
   m.def("relu", &relu<B>, "x"_a, "negative_slope"_a, out);
   m.def("relu_backward", &relu_backward<B>, "dy"_a, "x"_a, "negative_slope"_a, out);
+  m.def("tanh", &tanh_forward<B>, "x"_a, "amplitude"_a, "slope"_a, out);
+  m.def("tanh_backward", &tanh_backward<B>, "dy"_a, "y"_a, "amplitude"_a, "slope"_a, out);
   m.def("lrn", &lrn<B>, "x"_a, "size"_a, "alpha"_a, "beta"_a, "k"_a, out);
   m.def("lrn_backward", &lrn_backward<B>, "dy"_a, "x"_a, "size"_a, "alpha"_a, "beta"_a, "k"_a, out);
   m.def("lcn", &lcn<B>, "x"_a, "size"_a, "sigma"_a, "eps"_a, out);

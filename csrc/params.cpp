@@ -170,6 +170,17 @@ std::string relu_check(const ReluParams& p, const char* op) {
   return {};
 }
 
+std::string tanh_check(const TanhParams& p, const char* op) {
+  if (!std::isfinite(p.amplitude) || p.amplitude == 0.0) {
+    return std::string(op) + ": amplitude must be finite and nonzero, got " +
+           std::to_string(p.amplitude);
+  }
+  if (!std::isfinite(p.slope)) {
+    return std::string(op) + ": slope must be finite, got " + std::to_string(p.slope);
+  }
+  return {};
+}
+
 std::string lrn_check(const LrnParams& p, const char* op) {
   std::string err = check_dims(op, "x", p.N, p.C, p.H, p.W);
   if (!err.empty()) return err;

@@ -41,6 +41,12 @@ struct ReluParams {
   double negative_slope = 0.0;
 };
 
+// y = amplitude tanh(slope x), elementwise (LeNet-5's squashing: amplitude 1.7159, slope 2/3).
+struct TanhParams {
+  int64_t count = 0;  // number of elements; the layout does not matter
+  double amplitude = 1.0, slope = 1.0;
+};
+
 // Cross-channel LRN, PyTorch's convention: y_c = x_c / (k + alpha/size * sum_{j in W(c)}
 // x_j^2)^beta, W(c) = [c - size/2, c + (size-1)/2] clipped to [0, C).
 struct LrnParams {
@@ -77,6 +83,7 @@ std::string conv2d_check(Conv2dParams& p, int64_t weight_channels, const ConvArg
 std::string pool2d_check(Pool2dParams& p, const char* op, const char* input_name);
 // `op` is the name of the function called (forward or backward), for the messages.
 std::string relu_check(const ReluParams& p, const char* op);
+std::string tanh_check(const TanhParams& p, const char* op);
 std::string lrn_check(const LrnParams& p, const char* op);
 std::string lcn_check(const LcnParams& p, const char* op);
 

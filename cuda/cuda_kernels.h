@@ -60,6 +60,10 @@ void relu_forward(const ReluParams& p, const T* x, T* y);
 template <typename T>
 void relu_backward(const ReluParams& p, const T* dy, const T* x, T* dx);
 template <typename T>
+void tanh_forward(const TanhParams& p, const T* x, T* y);
+template <typename T>
+void tanh_backward(const TanhParams& p, const T* dy, const T* y, T* dx);
+template <typename T>
 void lrn_forward(const LrnParams& p, const T* x, T* y);
 template <typename T>
 void lrn_backward(const LrnParams& p, const T* dy, const T* x, T* dx);

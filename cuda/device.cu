@@ -13,11 +13,23 @@ constexpr int kThreads = 256;
 
 template <typename T>
 KernelTable<T> make_table() {
-  return {&conv2d_forward<T>,       &conv2d_backward_input<T>, &conv2d_backward_weight<T>,
-          &conv2d_backward_bias<T>, &max_pool2d_forward<T>,    &max_pool2d_backward<T>,
-          &avg_pool2d_forward<T>,   &avg_pool2d_backward<T>,   &relu_forward<T>,
-          &relu_backward<T>,        &lrn_forward<T>,           &lrn_backward<T>,
-          &lcn_forward<T>,          &lcn_backward<T>,          nullptr};
+  return {&conv2d_forward<T>,
+          &conv2d_backward_input<T>,
+          &conv2d_backward_weight<T>,
+          &conv2d_backward_bias<T>,
+          &max_pool2d_forward<T>,
+          &max_pool2d_backward<T>,
+          &avg_pool2d_forward<T>,
+          &avg_pool2d_backward<T>,
+          &relu_forward<T>,
+          &relu_backward<T>,
+          &tanh_forward<T>,
+          &tanh_backward<T>,
+          &lrn_forward<T>,
+          &lrn_backward<T>,
+          &lcn_forward<T>,
+          &lcn_backward<T>,
+          nullptr};
 }
 
 // Thread mapping for both: one thread per element, grid-stride.

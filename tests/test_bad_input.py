@@ -57,6 +57,8 @@ VALID = {
     "avg_pool2d_backward": dict(dy=DYP, input_shape=X.shape, **POOL, count_include_pad=True),
     "relu": dict(x=X, negative_slope=0.1),
     "relu_backward": dict(dy=X2, x=X, negative_slope=0.1),
+    "tanh": dict(x=X, amplitude=1.7159, slope=2 / 3),
+    "tanh_backward": dict(dy=X2, y=X, amplitude=1.7159, slope=2 / 3),
     "lrn": dict(x=X, size=3, alpha=1e-4, beta=0.75, k=1.0),
     "lrn_backward": dict(dy=X2, x=X, size=3, alpha=1e-4, beta=0.75, k=1.0),
     "lcn": dict(x=X, size=3, sigma=1.0, eps=1e-4),
@@ -64,8 +66,8 @@ VALID = {
 }
 OPS = sorted(VALID)
 
-ARRAY_ARGS = {"x", "w", "b", "dy", "idx"}
-FLOAT_ARRAY_ARGS = {"x", "w", "b", "dy"}
+ARRAY_ARGS = {"x", "w", "b", "dy", "idx", "y"}
+FLOAT_ARRAY_ARGS = {"x", "w", "b", "dy", "y"}
 VE, TE = ValueError, TypeError
 
 # fmt: off
@@ -73,7 +75,7 @@ KIND = {  # the kind of every parameter that is not an array
     "stride": "pair", "padding": "pair", "dilation": "pair", "kernel_size": "pair",
     "groups": "int", "size": "int",
     "negative_slope": "float", "alpha": "float", "beta": "float", "k": "float",
-    "sigma": "float", "eps": "float",
+    "sigma": "float", "eps": "float", "amplitude": "float", "slope": "float",
     "ceil_mode": "bool", "count_include_pad": "bool",
     "input_shape": "shape", "weight_shape": "shape",
 }
@@ -160,8 +162,8 @@ def _dtype_cases():
 def _ndim_cases():
     for op in OPS:
         for name in _arrays_of(op):
-            if op == "relu" or name == "b":
-                continue  # relu takes any shape; b has its own cases
+            if op in ("relu", "tanh") or name == "b":
+                continue  # relu and tanh take any shape; b has its own cases
             a = VALID[op][name]
             variants = {"3d": a[0], "5d": a[None], "1d": a.reshape(-1), "0d": np.array(a.flat[0])}
             for what, bad in variants.items():
@@ -317,6 +319,17 @@ SEMANTIC_CASES = [
         ("dy", "dy-other-shape", dict(dy=X2[..., :5])),
         ("dy", "dy-transposed-shape", dict(dy=X2[..., :5].swapaxes(2, 3))),
         ("dy", "dy-broadcastable", dict(dy=X2[:1])),
+    ]),
+    *_rows("tanh_backward", [
+        ("dy", "dy-other-shape", dict(dy=X2[..., :5])),
+        ("dy", "dy-broadcastable", dict(dy=X2[:1])),
+        ("amplitude", "amplitude-zero", dict(amplitude=0.0)),
+        ("amplitude", "amplitude-inf", dict(amplitude=math.inf)),
+        ("slope", "slope-nan", dict(slope=math.nan)),
+    ]),
+    *_rows("tanh", [
+        ("amplitude", "amplitude-nan", dict(amplitude=math.nan)),
+        ("slope", "slope-inf", dict(slope=-math.inf)),
     ]),
     *_rows("lrn", [("x", "zero-channels", dict(x=X[:, :0]))]),
     *_rows("lrn_backward", [
@@ -712,6 +725,14 @@ def valid_calls(draw, op):
     if op.startswith("relu"):
         shape = tuple(draw(st.lists(st.integers(0, 4), max_size=5)))
         kwargs = dict(x=make(shape), negative_slope=draw(st.floats(-1, 1)))
+    elif op.startswith("tanh"):
+        shape = tuple(draw(st.lists(st.integers(0, 4), max_size=5)))
+        scales = dict(amplitude=draw(st.floats(0.5, 2)), slope=draw(st.floats(-1, 1)))
+        kwargs = (
+            dict(y=make(shape), **scales)
+            if op == "tanh_backward"
+            else dict(x=make(shape), **scales)
+        )
     else:
         shape = (
             draw(st.integers(1, 2)),

@@ -245,6 +245,7 @@ PoolParams = _struct(
     + [("ceil_mode", I32), ("count_include_pad", I32), ("P", I64), ("Q", I64)],
 )
 ReluParams = _struct("ReluParams", [("count", I64), ("negative_slope", F64)])
+TanhParams = _struct("TanhParams", [("count", I64), ("amplitude", F64), ("slope", F64)])
 LrnParams = _struct("LrnParams", [(n, I64) for n in "N C H W size".split()]
                     + [("alpha", F64), ("beta", F64), ("k", F64)])  # fmt: skip
 LcnParams = _struct("LcnParams", [(n, I64) for n in "N C H W size".split()]
@@ -347,6 +348,24 @@ def test_every_c_function_matches_python(lib, dtype):
     inplace = dx.copy()
     _ok(lib, "ck_relu_backward" + sfx, ctypes.byref(rp), _p(inplace), _p(x), _p(inplace))
     np.testing.assert_array_equal(inplace, ck.relu_backward(dx, x, 0.1))
+
+    # scaled tanh, in place too; amplitude 0 is refused naming it
+    tp = TanhParams(count=x.size, amplitude=1.7159, slope=2 / 3)
+    out = _nan(x.shape, dtype)
+    _ok(lib, "ck_tanh_forward" + sfx, ctypes.byref(tp), _p(x), _p(out))
+    y = ck.tanh(x, 1.7159, 2 / 3)
+    np.testing.assert_array_equal(out, y)
+    _ok(lib, "ck_tanh_backward" + sfx, ctypes.byref(tp), _p(dx), _p(y), _p(out))
+    np.testing.assert_array_equal(out, ck.tanh_backward(dx, y, 1.7159, 2 / 3))
+    inplace = x.copy()
+    _ok(lib, "ck_tanh_forward" + sfx, ctypes.byref(tp), _p(inplace), _p(inplace))
+    np.testing.assert_array_equal(inplace, y)
+    inplace = dx.copy()
+    _ok(lib, "ck_tanh_backward" + sfx, ctypes.byref(tp), _p(inplace), _p(y), _p(inplace))
+    np.testing.assert_array_equal(inplace, ck.tanh_backward(dx, y, 1.7159, 2 / 3))
+    bad = TanhParams(count=x.size, amplitude=0.0, slope=1.0)
+    status, message = _call(lib, "ck_tanh_forward" + sfx, ctypes.byref(bad), _p(x), _p(out))
+    assert status != CK_OK and "amplitude" in message
 
     # lrn and lcn
     lp = LrnParams(N=2, C=4, H=9, W=8, size=3, alpha=1e-2, beta=0.75, k=2.0)

@@ -180,6 +180,26 @@ def test_relu_emulated(dev, dtype, slope):
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
+def test_tanh_emulated(dev, dtype):
+    rng = np.random.default_rng(4)
+    x = (3 * rng.standard_normal(1000)).astype(dtype)  # 1000: a partial block of 256 threads
+    x[:5] = [0.0, -0.0, np.nan, -np.inf, 40.0]
+    dy = rng.standard_normal(1000).astype(dtype)
+    scales = (1.7159, 2.0 / 3.0)
+    y = host(ck.tanh(dev(x), *scales))
+    with np.errstate(invalid="ignore"):
+        expected = ref.tanh(x.astype(np.float64), *scales)
+    np.testing.assert_array_equal(np.isnan(y), np.isnan(expected))
+    finite = ~np.isnan(expected)
+    assert_close(y[finite], expected[finite], dtype, 4)
+    dx = host(ck.tanh_backward(dev(dy), dev(y), *scales))
+    assert_close(dx[finite], ref.tanh_backward(dy, y, *scales)[finite], dtype, 4)
+    buffer = dev(x)  # in place, as on the host
+    assert ck.tanh(buffer, *scales, out=buffer) is buffer
+    np.testing.assert_array_equal(buffer.get(), y)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("size, beta", [(5, 0.75), (4, 0.6), (1, 0.75), (9, 1.5)])
 def test_lrn_emulated(dev, dtype, size, beta):
     rng = np.random.default_rng(3)

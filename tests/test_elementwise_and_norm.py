@@ -70,6 +70,84 @@ def test_relu_gradient_matches_finite_differences(shape, slope, seed):
     )
 
 
+# --- tanh -------------------------------------------------------------------------------------
+
+tanh_scales = st.sampled_from([(1.0, 1.0), (1.7159, 2.0 / 3.0), (-0.5, 3.0), (2.0, 0.0)])
+
+
+@given(st.lists(st.integers(1, 9), min_size=0, max_size=4), dtypes, tanh_scales, seeds)
+def test_tanh_matches_reference_any_shape(shape, dtype, scales, seed):
+    # Sizes around the vector width: full vectors and the padded tail take the same code.
+    x, rng = normal(shape, dtype, seed, scale=3.0)
+    dy = rng.standard_normal(shape).astype(dtype)
+    snapshot = unchanged(x, dy)
+    y64 = ref.tanh(x.astype(np.float64), *scales)
+    check_each_isa(lambda: ck.tanh(x, *scales), y64, dtype, 4, "tanh")
+    y = ck.tanh(x, *scales)
+    expected_dx = ref.tanh_backward(dy.astype(np.float64), y.astype(np.float64), *scales)
+    check_each_isa(lambda: ck.tanh_backward(dy, y, *scales), expected_dx, dtype, 4, "tanh bwd")
+    snapshot.check()
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_tanh_within_3_ulp_of_the_exact_value(dtype):
+    # Every range that the implementation treats differently: tiny and subnormal arguments,
+    # the polynomial's interval around each multiple of ln 2 / 2, saturation near the clamp.
+    rng = np.random.default_rng(3)
+    x = np.concatenate(
+        [rng.standard_normal(20000) * s for s in (1e-30, 1e-6, 1e-2, 0.3, 1, 4, 12, 30)]
+        + [np.linspace(-25, 25, 20001), np.finfo(dtype).smallest_subnormal * np.arange(-5, 6)]
+    ).astype(dtype)
+    exact = np.tanh(x.astype(np.longdouble))
+    ulp = np.spacing(np.abs(exact).astype(dtype)).astype(np.longdouble)
+    for isa, y in each_isa(lambda: ck.tanh(x)).items():
+        err = np.abs(y.astype(np.longdouble) - exact) / ulp
+        worst = int(np.argmax(err))
+        assert err[worst] <= 3, f"{isa}: {float(err[worst]):.2f} ulp at x = {x[worst]!r}"
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_tanh_special_values(dtype):
+    big, tiny = np.finfo(dtype).max, np.finfo(dtype).smallest_subnormal
+    x = np.array([0.0, -0.0, np.inf, -np.inf, np.nan, big, -big, tiny, -3 * tiny], dtype)
+    with np.errstate(all="ignore"):
+        expected = np.tanh(x) * dtype(1.5)
+    for isa, y in each_isa(lambda: ck.tanh(x, 1.5)).items():
+        np.testing.assert_array_equal(y, expected, err_msg=isa)
+        np.testing.assert_array_equal(np.signbit(y), np.signbit(expected), err_msg=isa)
+    # dx at y = +-amplitude is exactly 0; NaN in y stays NaN
+    y = np.array([1.5, -1.5, np.nan, 0.0], dtype)
+    dx = ck.tanh_backward(np.ones(4, dtype), y, 1.5, 2.0)
+    np.testing.assert_array_equal(dx[:2], [0.0, 0.0])
+    assert np.isnan(dx[2]) and dx[3] == dtype(1.5 * 2.0)
+
+
+@settings(max_examples=15)
+@given(shapes, tanh_scales, seeds)
+def test_tanh_gradient_matches_finite_differences(shape, scales, seed):
+    x, rng = normal(shape, np.float64, seed)
+    directional_gradcheck(
+        lambda x_: ck.tanh(x_, *scales),
+        lambda dy, x_: ck.tanh_backward(dy, ck.tanh(x_, *scales), *scales),
+        x,
+        rng,
+        what="tanh",
+    )
+
+
+@needs_torch
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_tanh_matches_pytorch(dtype):
+    x, rng = normal((4, 6, 28, 28), dtype, 0, scale=2.0)
+    dy = rng.standard_normal(x.shape).astype(dtype)
+    tx = torch.from_numpy(x).requires_grad_()
+    ty = 1.7159 * torch.tanh(tx * (2.0 / 3.0))
+    ty.backward(torch.from_numpy(dy))
+    y = ck.tanh(x, 1.7159, 2.0 / 3.0)
+    assert_close(y, ty.detach().numpy(), dtype, 4, "tanh")
+    assert_close(ck.tanh_backward(dy, y, 1.7159, 2.0 / 3.0), tx.grad.numpy(), dtype, 8, "tanh bwd")
+
+
 # --- lrn --------------------------------------------------------------------------------------
 
 lrn_params = st.tuples(
@@ -141,7 +219,7 @@ def test_lrn_backward_across_tiles_and_channel_windows(size, dtype):
     dy = rng.standard_normal(x.shape).astype(dtype)
     for args in [(size, 0.05, 0.75, 1.0), (size, 0.05, 0.6, 1.5)]:
         check_each_isa(
-            lambda: ck.lrn_backward(dy, x, *args),
+            lambda args=args: ck.lrn_backward(dy, x, *args),
             ref.lrn_backward(dy.astype(np.float64), x.astype(np.float64), *args),
             dtype,
             8 * size,

@@ -35,7 +35,7 @@ def _arrays(dtype):
     _, idx = ck.max_pool2d(x, **POOL)
     # conv: P = (7 + 2 - 3) // 2 + 1 = 4; pooling with ceil_mode: P = 4 as well.
     return dict(x=x, w=a(6, 2, 3, 3), b=a(6), dy=a(2, 6, 4, 4), dyp=a(2, 4, 4, 4), idx=idx,
-                dx=a(2, 4, 7, 7), a=a(5, 3), bm=a(3, 4), c=a(5, 4))  # fmt: skip
+                dx=a(2, 4, 7, 7), y=np.tanh(x), a=a(5, 3), bm=a(3, 4), c=a(5, 4))  # fmt: skip
 
 
 # op -> (names of its array inputs in call order, how to call it with those arrays and out).
@@ -61,6 +61,8 @@ CALLS = {
     ),
     "relu": (("x",), lambda x, **o: ck.relu(x, 0.1, **o)),
     "relu_backward": (("dx", "x"), lambda dx, x, **o: ck.relu_backward(dx, x, 0.1, **o)),
+    "tanh": (("x",), lambda x, **o: ck.tanh(x, 1.5, 0.5, **o)),
+    "tanh_backward": (("dx", "y"), lambda dx, y, **o: ck.tanh_backward(dx, y, 1.5, 0.5, **o)),
     "lrn": (("x",), lambda x, **o: ck.lrn(x, **NORM, **o)),
     "lrn_backward": (("dx", "x"), lambda dx, x, **o: ck.lrn_backward(dx, x, **NORM, **o)),
     "lcn": (("x",), lambda x, **o: ck.lcn(x, **LCN, **o)),
@@ -121,6 +123,18 @@ def test_relu_runs_in_place(dtype):
     assert ck.relu_backward(dy, x, 0.1, out=dy) is dy
     np.testing.assert_array_equal(dy, expected_dx)
     assert ck.relu(x, 0.1, out=x) is x
+    np.testing.assert_array_equal(x, expected_y)
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=["float32", "float64"])
+def test_tanh_runs_in_place(dtype):
+    arrays = _arrays(dtype)
+    x, dy = arrays["x"].copy(), arrays["dx"].copy()
+    expected_y = ck.tanh(x, 1.5, 0.5)
+    expected_dx = ck.tanh_backward(dy, expected_y, 1.5, 0.5)
+    assert ck.tanh_backward(dy, expected_y, 1.5, 0.5, out=dy) is dy
+    np.testing.assert_array_equal(dy, expected_dx)
+    assert ck.tanh(x, 1.5, 0.5, out=x) is x
     np.testing.assert_array_equal(x, expected_y)
 
 

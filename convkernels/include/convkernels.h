@@ -96,6 +96,13 @@ typedef struct ck_relu_params {
 } ck_relu_params;
 #define CK_RELU_PARAMS_INIT {0, 0.0}
 
+typedef struct ck_tanh_params {
+  int64_t count;    /* number of elements (any layout) */
+  double amplitude; /* y = amplitude tanh(slope x); finite, nonzero (LeNet-5: 1.7159) */
+  double slope;     /* finite (LeNet-5: 2/3) */
+} ck_tanh_params;
+#define CK_TANH_PARAMS_INIT {0, 1.0, 1.0}
+
 /* Cross-channel LRN as torch.nn.functional.local_response_norm:
  *   y_c = x_c / (k + alpha / size * S_c)^beta,
  *   S_c = the sum of x_j^2 over the channels j in [c - size/2, c + (size-1)/2] that exist.
@@ -168,6 +175,16 @@ CK_API ck_status ck_relu_forward_f64(const ck_relu_params* p, const double* x, d
 CK_API ck_status ck_relu_backward_f32(const ck_relu_params* p, const float* dy, const float* x,
                                       float* dx);
 CK_API ck_status ck_relu_backward_f64(const ck_relu_params* p, const double* dy, const double* x,
+                                      double* dx);
+
+/* ---- Scaled tanh: y = amplitude tanh(slope x); backward from the output y:
+ * dx = dy slope / amplitude (amplitude - y)(amplitude + y). In place is allowed: y may be x, and
+ * dx may be dy (the same pointer; no partial overlap).                                        */
+CK_API ck_status ck_tanh_forward_f32(const ck_tanh_params* p, const float* x, float* y);
+CK_API ck_status ck_tanh_forward_f64(const ck_tanh_params* p, const double* x, double* y);
+CK_API ck_status ck_tanh_backward_f32(const ck_tanh_params* p, const float* dy, const float* y,
+                                      float* dx);
+CK_API ck_status ck_tanh_backward_f64(const ck_tanh_params* p, const double* dy, const double* y,
                                       double* dx);
 
 /* ---- LRN and LCN: x, y, dy, dx all (N, C, H, W) -------------------------------------------- */

@@ -3,7 +3,7 @@
 A layer's forward(x) returns y and remembers what backward needs; backward(dy) returns dx and
 *overwrites* each parameter's .grad. Layers know nothing of pointers or threads: the arithmetic
 that a kernel does stays in convkernels.ops; only the small elementwise pieces no kernel covers
-(tanh, dropout masks, the per-channel scale of LeNet's subsampling) are array code here, written
+(sigmoid, dropout masks, the per-channel scale of LeNet's subsampling) are array code here, written
 against `xp = array_module(x)`: NumPy on the host, CuPy when the network lives on the GPU
 (Sequential.to("cuda")), so every layer runs unchanged on either and data never leaves the
 device between layers.
@@ -300,11 +300,11 @@ class Tanh(Layer):
         self.amplitude, self.slope = amplitude, slope
 
     def forward(self, x):
-        self.t = array_module(x).tanh(self.slope * x)
-        return (self.amplitude * self.t).astype(x.dtype, copy=False)
+        self.y = ops.tanh(x, self.amplitude, self.slope)
+        return self.y
 
     def backward(self, dy):
-        return (dy * (self.amplitude * self.slope) * (1 - self.t * self.t)).astype(dy.dtype)
+        return ops.tanh_backward(dy, self.y, self.amplitude, self.slope)
 
 
 class Sigmoid(Layer):

@@ -144,6 +144,13 @@ void check_elementwise() {
   gpu.relu_backward(relu, dy.data(), x.data(), a.data());
   cpu.relu_backward(relu, dy.data(), x.data(), c.data());
   compare("relu backward", a, c);
+  const ck::TanhParams tanh{1000, 1.7159, 2.0 / 3.0};
+  gpu.tanh_forward(tanh, x.data(), a.data());
+  cpu.tanh_forward(tanh, x.data(), c.data());
+  compare("tanh forward", a, c);
+  gpu.tanh_backward(tanh, dy.data(), c.data(), a.data());
+  cpu.tanh_backward(tanh, dy.data(), c.data(), c.data());
+  compare("tanh backward", a, c);
 
   for (double beta : {0.75, 0.6}) {
     ck::LrnParams p;
