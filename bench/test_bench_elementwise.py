@@ -1,4 +1,4 @@
-"""pytest-benchmark: ReLU, LRN(5) and LCN(9) on AlexNet's first activations, fwd and bwd."""
+"""pytest-benchmark: ReLU, LRN(5), LCN(9) on AlexNet's first activations, tanh on LeNet's C1."""
 
 import pytest
 from bench_helpers import params, run_benchmark

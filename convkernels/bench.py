@@ -100,13 +100,13 @@ class ConvLayer:
 
 @dataclasses.dataclass(frozen=True)
 class MemoryOp:
-    """A memory-bound op (pooling, ReLU, LRN, LCN) on activations (N, C, H, W)."""
+    """A memory-bound op (pooling, ReLU, tanh, LRN, LCN) on activations (N, C, H, W)."""
 
     name: str
     label: str
     family: str
-    kind: str  # "pool" or "elementwise" (ReLU and the normalizations)
-    op: str  # "max_pool2d", "avg_pool2d", "relu", "lrn" or "lcn"
+    kind: str  # "pool" or "elementwise" (ReLU, tanh and the normalizations)
+    op: str  # "max_pool2d", "avg_pool2d", "relu", "tanh", "lrn" or "lcn"
     C: int
     H: int
     W: int
@@ -209,6 +209,8 @@ MEMORY_OPS = (
              batches=(256,), kernel=2, stride=2, reference=True, quick=True),
     MemoryOp("lenet-avgpool2x2", "avg-pool 2×2 6×28²", LENET, "pool", "avg_pool2d", 6, 28, 28,
              batches=(256,), kernel=2, stride=2, reference=True),
+    MemoryOp("lenet-tanh", "tanh 6×28²", LENET, "elementwise", "tanh", 6, 28, 28,
+             batches=(256,), reference=True),
 )  # fmt: skip
 
 GEMMS = (GemmShape("sgemm-1024", "SGEMM 1024³", 1024, 1024, 1024, quick=True),)
@@ -528,6 +530,19 @@ def _prepare_memory(case, rng, torch):
             ref_fn = lambda: reference.relu_backward(dy, x)  # noqa: E731
             if torch is not None:
                 torch_fn = lambda: torch.ops.aten.threshold_backward(tdy, tx, 0.0)  # noqa: E731
+    elif op.op == "tanh":  # amplitude 1, slope 1: the same math as torch.tanh
+        if fwd:
+            ck_fn = lambda: ck.tanh(x)  # noqa: E731
+            ref_fn = lambda: reference.tanh(x)  # noqa: E731
+            if torch is not None:
+                torch_fn = lambda: torch.tanh(tx)  # noqa: E731
+        else:
+            y = np.tanh(x)
+            ck_fn = lambda: ck.tanh_backward(dy, y)  # noqa: E731
+            ref_fn = lambda: reference.tanh_backward(dy, y)  # noqa: E731
+            if torch is not None:
+                ty = torch.from_numpy(y)
+                torch_fn = lambda: torch.ops.aten.tanh_backward(tdy, ty)  # noqa: E731
     elif op.op == "lrn":
         n, prm = op.size, LRN_PARAMS
         if fwd:

@@ -79,7 +79,7 @@ def test_bench_list_filter_and_batch(capsys):
 
 def test_registry():
     every = bench.cases()
-    assert len(every) == len({c.id for c in every}) == 55
+    assert len(every) == len({c.id for c in every}) == 57
     assert {c.kind for c in every} == set(bench.KINDS)
     conv1 = next(c for c in every if c.id == "alexnet-conv1/b16/fwd")
     assert conv1.spec.output_size == (55, 55)
