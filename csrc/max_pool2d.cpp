@@ -92,6 +92,20 @@ constexpr int block_lane(int o) {
   return rest / half * E + second * half + rest % half;
 }
 
+// block_lane undoes block_order for every vector width of every ISA level, checked when this
+// file compiles (the AVX-512 widths cannot run on every build machine).
+template <typename T, int N>
+constexpr bool block_order_round_trips() {
+  for (int l = 0; l < N; ++l) {
+    if (block_order<T, N>(l) < 0 || block_order<T, N>(l) >= N) return false;
+    if (block_lane<T, N>(block_order<T, N>(l)) != l) return false;
+  }
+  return true;
+}
+static_assert(block_order_round_trips<float, 4>() && block_order_round_trips<float, 8>() &&
+              block_order_round_trips<float, 16>() && block_order_round_trips<double, 2>() &&
+              block_order_round_trips<double, 4>() && block_order_round_trips<double, 8>());
+
 // Where a vector of row maxima starting at output ow of [lo, ...) is kept: the vectors of a row
 // in consecutive slots of N, the last one, which overlaps the one before it in the row
 // (for_each_vector_in), in a slot of its own, since block order differs between the two.
