@@ -133,3 +133,33 @@ def test_info_without_probe(capsys):
     assert info["probe"] is None and info["version"] == convkernels.__version__
     assert cli.main(["info", "--no-probe"]) == 0
     assert "measured GEMM" not in capsys.readouterr().out
+
+
+def test_training_throughput_twins_compute_the_same_networks():
+    # bench/training_throughput.py times each LeNet-5 against a PyTorch twin; a fair ratio needs
+    # the twin to be the same network (same parameters in, same logits out).
+    torch = pytest.importorskip("torch")
+    import importlib.util
+    import pathlib
+
+    import numpy as np
+
+    from convkernels import models
+
+    path = pathlib.Path(__file__).parent.parent / "bench" / "training_throughput.py"
+    spec = importlib.util.spec_from_file_location("training_throughput", path)
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    x = np.random.default_rng(0).random((8, 1, 28, 28), dtype=np.float32)
+    classic = models.lenet5("classic")
+    twin = script.torch_lenet5_classic(torch, classic)
+    np.testing.assert_allclose(
+        twin(torch.from_numpy(x)).detach().numpy(), classic.forward(x), rtol=1e-5, atol=1e-5
+    )
+    modern = models.lenet5("modern")
+    twin = script.torch_lenet5(torch)
+    for (_, ours), theirs in zip(modern.state_dict().items(), twin.parameters()):
+        theirs.data.copy_(torch.from_numpy(ours))
+    np.testing.assert_allclose(
+        twin(torch.from_numpy(x)).detach().numpy(), modern.forward(x), rtol=1e-5, atol=1e-5
+    )
