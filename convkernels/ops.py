@@ -223,7 +223,7 @@ def relu_backward(dy, x, negative_slope=0.0, *, out=None):
 
 def tanh(x, amplitude=1.0, slope=1.0, *, out=None):
     """amplitude * tanh(slope * x), elementwise, any shape; LeNet-5's squashing function is
-    amplitude=1.7159, slope=2/3. About 3 ulp. out=x runs in place."""
+    amplitude=1.7159, slope=2/3. Within 3 ulp. out=x runs in place."""
     op = "tanh"
     be = backend(op, ("x", x), ("out", out))
     return be.run(
