@@ -4,6 +4,7 @@ Structure only: no assertion here depends on how fast anything ran.
 """
 
 import json
+import pathlib
 
 import pytest
 
@@ -140,7 +141,6 @@ def test_training_throughput_twins_compute_the_same_networks():
     # the twin to be the same network (same parameters in, same logits out).
     torch = pytest.importorskip("torch")
     import importlib.util
-    import pathlib
 
     import numpy as np
 
@@ -163,3 +163,21 @@ def test_training_throughput_twins_compute_the_same_networks():
     np.testing.assert_allclose(
         twin(torch.from_numpy(x)).detach().numpy(), modern.forward(x), rtol=1e-5, atol=1e-5
     )
+
+
+def test_ab_script_times_rows_of_two_trees(tmp_path):
+    # bench/ab.py with this checkout as both trees: it must run a row in a process per tree,
+    # check that each process imported the tree it was given, and print one line per row.
+    import subprocess
+    import sys
+
+    root = pathlib.Path(__file__).parent.parent
+    row = "lenet-tanh/b256/bwd"
+    done = subprocess.run(
+        [sys.executable, str(root / "bench" / "ab.py"), "--base", str(root), "--filter", row,
+         "--rounds", "1", "--repeats", "1", "--threads", "1"],
+        capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    lines = [line for line in done.stdout.splitlines() if line.startswith(row)]
+    assert len(lines) == 1 and lines[0].endswith("x"), done.stdout
