@@ -165,12 +165,12 @@ struct LrnTile {
   T k, scale;
 };
 
-// pw[v] = D^-0.75 and inv[v] = 1 / D for NV vectors of positions from j, channel window
-// [lo, hi].
+// pw[v] = D^-0.75 for NV vectors of positions from j, channel window [lo, hi] (the 1 / D that
+// the power functions also give is backward's: unused here).
 template <int NV, typename T, typename V>
 __attribute__((always_inline)) inline void window_powers_075(const LrnTile<T>& tile, int64_t lo,
-                                                             int64_t hi, int64_t j, V* pw, V* inv) {
-  V d[NV];
+                                                             int64_t hi, int64_t j, V* pw) {
+  V d[NV], inv[NV];
   window_sums<NV>(tile.x, tile.HW, lo, hi, j, d);
 #pragma GCC unroll 4
   for (int v = 0; v < NV; ++v) d[v] = tile.k + tile.scale * d[v];
@@ -276,8 +276,8 @@ void lrn_forward(const LrnParams& p, const T* x, T* y) {
         constexpr int NV = vectors();
         if constexpr (NV > 0) {
           if (p.beta == 0.75) {
-            V pw[NV], inv[NV];
-            window_powers_075<NV>(tile, lo, hi, j, pw, inv);
+            V pw[NV];
+            window_powers_075<NV>(tile, lo, hi, j, pw);
 #pragma GCC unroll 4
             for (int v = 0; v < NV; ++v) {
               *reinterpret_cast<U*>(y_c + j + v * L) =
