@@ -48,6 +48,7 @@ KERNEL_SOURCES = [
     "csrc/tanh.cpp",
     "csrc/lrn.cpp",
     "csrc/lcn.cpp",
+    "csrc/fma_peak.cpp",
     "csrc/kernel_table.cpp",
 ]
 # Compiled once (baseline ISA) into the library. _C calls params.cpp and dispatch.cpp directly,

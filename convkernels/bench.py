@@ -758,8 +758,8 @@ def _rate(work, ms, metric):
 def run(case_list, settings=None, probe_result=None, progress=None):
     """Validate and time every case; the result is what --json writes.
 
-    probe_result: convkernels.probe.probe()'s dict, or None (then % of peak uses the assumed
-    peak and memory-bound rows have no %). progress: called with (i, n, case) before each case.
+    probe_result: convkernels.probe.probe()'s dict, or None (then the peak is measured here and
+    memory-bound rows have no %). progress: called with (i, n, case) before each case.
     """
     import convkernels as ck
     from convkernels import probe
@@ -775,11 +775,10 @@ def run(case_list, settings=None, probe_result=None, progress=None):
     started = time.perf_counter()
     try:
         meta = environment(threads, torch)
-        peak = probe.peak_gflops(threads)
-        copy_gbs = None
-        if probe_result is not None:
-            peak = probe_result["peak"]
-            copy_gbs = probe_result["copy"]["gbs"]
+        if probe_result is None:
+            peak, copy_gbs = probe.peak_gflops(threads), None
+        else:
+            peak, copy_gbs = probe_result["peak"], probe_result["copy"]["gbs"]
         meta["peak_gflops"] = peak["gflops"]
         meta["peak_source"] = peak["source"]
         meta["copy_gbs"] = copy_gbs

@@ -4,11 +4,11 @@ Three numbers, named for what they are:
 
 * **measured GEMM GFLOP/s** -- convkernels' own SGEMM (``convkernels.gemm``) on a cache-resident
   square size, best of several calls. This is what the library reaches, not the machine's peak.
-* **peak GFLOP/s** -- not measured: a loop of independent FMAs cannot be written in Python, and
-  cores x flop/cycle x GHz is not reliably knowable from inside a VM. It is
-  ``$CONVKERNELS_PEAK_GFLOPS`` when set, else the project machine's measured FP32 peak from
-  BASELINE.md (2-core AMD EPYC Zen 4: 117 GFLOP/s per core, 233 on 2 cores) times the threads.
-  The source is always reported next to the value.
+* **peak GFLOP/s** -- measured: independent chains of vector FMAs on every thread, in C++ at the
+  active ISA level (``csrc/fma_peak.cpp``), best of several runs. That is the most any FP32 kernel
+  of that level can reach on this machine with these threads, whatever the VM reports about its
+  clock. ``$CONVKERNELS_PEAK_GFLOPS`` overrides it (a datasheet figure, say). The source is
+  always reported next to the value.
 * **copy GB/s** -- ``np.copyto`` of a 256 MiB float32 array, best of several, counting the bytes
   read plus the bytes written (2 x 256 MiB per copy); once on one thread and once split over
   the threads; the better of the two is reported. glibc's memcpy may switch to non-temporal
@@ -25,24 +25,16 @@ import numpy as np
 
 __all__ = [
     "PEAK_ENV",
-    "PROJECT_PEAK_GFLOPS_PER_CORE",
     "copy_bandwidth",
     "cpu_model",
     "describe",
+    "fma_peak",
     "gemm_gflops",
     "peak_gflops",
     "probe",
 ]
 
 PEAK_ENV = "CONVKERNELS_PEAK_GFLOPS"
-# BASELINE.md: FP32 peak 117 GFLOP/s on 1 core, 233-235 on 2 (AMD EPYC Zen 4, 32 flop/cycle at
-# 3.67 GHz), measured with an FMA loop on the project's machine kind.
-PROJECT_PEAK_GFLOPS_PER_CORE = 116.5
-PROJECT_PEAK_SOURCE = (
-    "assumed: project machine's measured FP32 peak, 233 GFLOP/s on 2 cores of AMD EPYC Zen 4 "
-    f"(BASELINE.md), 116.5 per thread; set {PEAK_ENV} for this machine's"
-)
-
 MiB = 1 << 20
 
 
@@ -69,8 +61,44 @@ def peak_gflops(threads):
         if not gflops > 0:
             raise ValueError(f"{PEAK_ENV} must be positive, got {value!r}")
         return {"gflops": gflops, "source": f"${PEAK_ENV}"}
-    cores = min(int(threads), os.cpu_count() or 1)
-    return {"gflops": PROJECT_PEAK_GFLOPS_PER_CORE * cores, "source": PROJECT_PEAK_SOURCE}
+    peak = fma_peak(threads)
+    source = (
+        f"measured: FMA chains at ISA level {peak['isa']} on {peak['threads']} threads, "
+        f"best of {peak['calls']}; set {PEAK_ENV} to override"
+    )
+    return {"gflops": peak["gflops"], "source": source}
+
+
+def fma_peak(threads=None, budget_s=0.25, repeats=5, min_run_s=0.02):
+    """The FP32 peak measured on `threads` threads (default: convkernels' setting).
+
+    Every thread runs chains of vector FMAs at the active ISA level; the number of steps grows
+    until one run takes min_run_s, then the best of at least `repeats` runs (more within
+    budget_s) counts. Returns {'gflops', 'threads', 'isa', 'calls'}.
+    """
+    import convkernels as ck
+    from convkernels import _C
+
+    before = ck.get_num_threads()
+    if threads is not None:
+        ck.set_num_threads(threads)
+    try:
+        rounds = 1 << 12
+        run = _C.fma_peak_run(rounds)
+        while run["seconds"] < min_run_s and rounds < 1 << 40:
+            rounds *= 2 if run["seconds"] > min_run_s / 4 else 8
+            run = _C.fma_peak_run(rounds)
+        best, calls = run["flops"] / run["seconds"], 1
+        start = time.perf_counter()
+        while calls < repeats or time.perf_counter() - start < budget_s:
+            run = _C.fma_peak_run(rounds)
+            best = max(best, run["flops"] / run["seconds"])
+            calls += 1
+            if calls >= 100:
+                break
+    finally:
+        ck.set_num_threads(before)
+    return {"gflops": best / 1e9, "threads": run["threads"], "isa": ck.get_isa(), "calls": calls}
 
 
 def _best_time(fn, repeats, budget_s):
@@ -167,7 +195,8 @@ def probe(threads=None, gemm_n=512, copy_bytes=256 * MiB):
     if result["gemm"]["gflops"] > result["peak"]["gflops"]:
         result["warning"] = (
             f"the measured GEMM ({result['gemm']['gflops']:.0f} GFLOP/s) beats the peak in use "
-            f"({result['peak']['gflops']:.0f}): that peak is not this machine's; set {PEAK_ENV}"
+            f"({result['peak']['gflops']:.0f}): the peak is too low (set by {PEAK_ENV}, or the "
+            "probe ran while other work had the cores)"
         )
     result["seconds"] = time.perf_counter() - start
     return result

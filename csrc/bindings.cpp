@@ -130,6 +130,21 @@ PYBIND11_MODULE(_C, m) {
     }
     return std::string("auto");
   });
+  // One run of the FP32 peak probe on the active ISA level and thread count (convkernels.probe).
+  m.def(
+      "fma_peak_run",
+      [](int64_t rounds) {
+        if (rounds < 1) fail("fma_peak_run: rounds must be >= 1, got " + std::to_string(rounds));
+        const IsaKernels& kernels = active_kernels();
+        FmaRun run;
+        {
+          py::gil_scoped_release release;
+          run = kernels.fma_peak_run(rounds);
+        }
+        return py::dict("flops"_a = run.flops, "seconds"_a = run.seconds, "threads"_a = run.threads,
+                        "checksum"_a = run.checksum);
+      },
+      "rounds"_a);
   m.def("supported_isas", &supported_isas);
   m.def("compiled_isas", &compiled_isas);
   m.def("get_num_threads", &get_num_threads);

@@ -36,6 +36,14 @@ struct KernelTable {
                int64_t, T, T*, int64_t);
 };
 
+// One timed run of the FMA peak probe (fma_peak.cpp): flops done by `threads` threads in
+// `seconds` of wall time; checksum is what the chains computed (so none is optimised away).
+struct FmaRun {
+  double flops, seconds;
+  int threads;
+  float checksum;
+};
+
 struct IsaKernels {
   const char* name;
   KernelTable<float> f32;
@@ -43,6 +51,8 @@ struct IsaKernels {
   // The position of the first idx[i] outside [0, limit), or -1: max_pool2d_backward's check of
   // its indices before it writes anything.
   int64_t (*first_out_of_range)(const int64_t* idx, int64_t count, int64_t limit);
+  // The FP32 peak probe: `rounds` steps of independent FMA chains on every thread.
+  FmaRun (*fma_peak_run)(int64_t rounds);
 
   template <typename T>
   const KernelTable<T>& table() const;

@@ -42,7 +42,7 @@ KernelTable<T> make_table() {
 
 const IsaKernels& isa_kernels() {
   static const IsaKernels kernels{CK_STRINGIFY(CK_ISA), make_table<float>(), make_table<double>(),
-                                  &first_out_of_range};
+                                  &first_out_of_range, &fma_peak_run};
   return kernels;
 }
 

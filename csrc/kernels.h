@@ -3,6 +3,7 @@
 // outputs, and never read an output before writing it. Each is instantiated for float and double.
 #pragma once
 
+#include "dispatch.h"
 #include "isa.h"
 #include "params.h"
 
@@ -119,6 +120,9 @@ void lcn_forward(const LcnParams& p, const T* x, T* y);
 // dy, x, dx: (N, C, H, W)
 template <typename T>
 void lcn_backward(const LcnParams& p, const T* dy, const T* x, T* dx);
+
+// The FP32 peak probe (fma_peak.cpp): `rounds` steps of independent FMA chains on every thread.
+FmaRun fma_peak_run(int64_t rounds);
 
 }  // namespace CK_ISA
 }  // namespace ck
