@@ -19,6 +19,7 @@
 // runs on its caller's thread; one called with threads > 1 runs one parallel region in which the
 // threads pack each B block together and then each multiplies its own range of rows.
 #include <algorithm>
+#include <cstring>
 
 #include "gemm_micro_kernel.h"
 #include "kernels.h"
@@ -27,41 +28,73 @@ namespace ck {
 namespace CK_ISA {
 namespace {
 
-// packed[panel][k][r] = alpha op(A)[i0 + panel * MR + r, k0 + k], zero past the last row.
+// The A block packed in MR-row panels, scaled by alpha, zero past the last row: a transposed A
+// k-major, packed[panel][k][r], whose kMr values of a k are contiguous in A too; a plain A
+// row-major, packed[panel][r][k], each row a contiguous copy (vectorised), which the
+// micro-kernel reads as well as the k-major layout (PanelLayout).
 template <typename T>
 void pack_a(const T* A, int64_t lda, Trans trans, T alpha, int64_t i0, int64_t mc, int64_t k0,
             int64_t kc, T* packed) {
   for (int64_t p = 0; p < mc; p += kMr) {
     const int rows = static_cast<int>(std::min<int64_t>(kMr, mc - p));
-    for (int64_t k = 0; k < kc; ++k) {
-      T* dst = packed + (p / kMr) * kc * kMr + k * kMr;
-      for (int r = 0; r < rows; ++r) {
-        const int64_t i = i0 + p + r, kk = k0 + k;
-        dst[r] = alpha * (trans == Trans::No ? A[i * lda + kk] : A[kk * lda + i]);
+    T* panel = packed + (p / kMr) * kc * kMr;
+    if (trans == Trans::No) {
+      for (int r = 0; r < kMr; ++r) {
+        T* dst = panel + r * kc;
+        if (r >= rows) {
+          std::fill(dst, dst + kc, T(0));
+          continue;
+        }
+        const T* src = A + (i0 + p + r) * lda + k0;
+        // Rows are short runs lda apart, which the hardware prefetcher picks up late: fetch the
+        // row after next while this one is copied (packing A took half as long).
+        if (p + r + 2 < mc) {
+          for (int64_t k = 0; k < kc; k += 64 / sizeof(T)) __builtin_prefetch(src + 2 * lda + k);
+        }
+        for (int64_t k = 0; k < kc; ++k) dst[k] = alpha * src[k];
       }
+      continue;
+    }
+    for (int64_t k = 0; k < kc; ++k) {
+      T* dst = panel + k * kMr;
+      const T* src = A + (k0 + k) * lda + i0 + p;
+      for (int r = 0; r < rows; ++r) dst[r] = alpha * src[r];
       for (int r = rows; r < kMr; ++r) dst[r] = T(0);
     }
   }
 }
 
-// packed[panel][k][j] = op(B)[k0 + k, j0 + panel * NR + j], zero past the last column.
+// packed[panel][k][j] = op(B)[k0 + k, j0 + panel * NR + j], zero past the last column. B is read
+// kPackRows rows at a time across all the panels: all of k within one panel touched a new page
+// at every k (rows are ldb apart), and packing B took 4 % of a 1024^3 GEMM.
+constexpr int64_t kPackRows = 8;
+constexpr int64_t kPanelsPerGroup = 4;  // B is packed by the team in groups of panels
+
 template <typename T>
 void pack_b(const T* B, int64_t ldb, Trans trans, int64_t k0, int64_t kc, int64_t j0, int64_t nc,
             T* packed) {
   constexpr int NR = Tile<T>::kNr;
-  for (int64_t q = 0; q < nc; q += NR) {
-    const int cols = static_cast<int>(std::min<int64_t>(NR, nc - q));
-    T* panel = packed + (q / NR) * kc * NR;
-    for (int64_t k = 0; k < kc; ++k) {
-      T* dst = panel + k * NR;
-      if (trans == Trans::No) {
-        const T* src = B + (k0 + k) * ldb + j0 + q;
-        for (int j = 0; j < cols; ++j) dst[j] = src[j];
-      } else {
-        const T* src = B + (j0 + q) * ldb + k0 + k;
-        for (int j = 0; j < cols; ++j) dst[j] = src[j * ldb];
+  for (int64_t k_first = 0; k_first < kc; k_first += kPackRows) {
+    const int64_t k_last = std::min(kc, k_first + kPackRows);
+    for (int64_t q = 0; q < nc; q += NR) {
+      const int cols = static_cast<int>(std::min<int64_t>(NR, nc - q));
+      T* panel = packed + (q / NR) * kc * NR;
+      for (int64_t k = k_first; k < k_last; ++k) {
+        T* dst = panel + k * NR;
+        if (trans == Trans::No) {
+          const T* src = B + (k0 + k) * ldb + j0 + q;
+          if (k + kPackRows < kc) __builtin_prefetch(src + kPackRows * ldb);
+          if (cols == NR) {  // a fixed-size copy: NR / kLanes vector moves
+            std::memcpy(dst, src, NR * sizeof(T));
+            continue;
+          }
+          for (int j = 0; j < cols; ++j) dst[j] = src[j];
+        } else {
+          const T* src = B + (j0 + q) * ldb + k0 + k;
+          for (int j = 0; j < cols; ++j) dst[j] = src[j * ldb];
+        }
+        for (int j = cols; j < NR; ++j) dst[j] = T(0);
       }
-      for (int j = cols; j < NR; ++j) dst[j] = T(0);
     }
   }
 }
@@ -94,8 +127,14 @@ void block_multiply(Trans trans_a, const T* A, int64_t lda, T alpha, int64_t i0,
     const int mr = static_cast<int>(std::min<int64_t>(kMr, mc - ir));
     for (int64_t jr = 0; jr < nc; jr += NR) {
       const int nr = static_cast<int>(std::min<int64_t>(NR, nc - jr));
-      micro_kernel(kc, a_panel, packed_b + (jr / NR) * kc * NR, C + (i0 + ir) * ldc + j0 + jr, ldc,
-                   mr, nr, accumulate);
+      const T* b_panel = packed_b + (jr / NR) * kc * NR;
+      T* c_tile = C + (i0 + ir) * ldc + j0 + jr;
+      if (trans_a == Trans::No) {
+        micro_kernel<T, PanelLayout::kRowMajor>(kc, a_panel, b_panel, c_tile, ldc, mr, nr,
+                                                accumulate, kc);
+      } else {
+        micro_kernel<T>(kc, a_panel, b_panel, c_tile, ldc, mr, nr, accumulate);
+      }
     }
   }
 }
@@ -151,11 +190,13 @@ void gemm(Trans trans_a, Trans trans_b, int64_t M, int64_t N, int64_t K, T alpha
       for (int64_t k0 = 0; k0 < K; k0 += Sizes::kKc) {
         const int64_t kc = std::min(Sizes::kKc, K - k0);
         const bool accumulate = k0 > 0 || beta != T(0);
+        // The team packs the block in groups of panels, each a few rows wide (see pack_b).
 #pragma omp for schedule(static)
-        for (int64_t panel = 0; panel < panels; ++panel) {
-          const int64_t q = panel * Sizes::kNr;
-          pack_b(B, ldb, trans_b, k0, kc, j0 + q, std::min<int64_t>(Sizes::kNr, nc - q),
-                 packed_b + panel * kc * Sizes::kNr);
+        for (int64_t group = 0; group < ceil_div(panels, kPanelsPerGroup); ++group) {
+          const int64_t q = group * kPanelsPerGroup * Sizes::kNr;
+          pack_b(B, ldb, trans_b, k0, kc, j0 + q,
+                 std::min<int64_t>(kPanelsPerGroup * Sizes::kNr, nc - q),
+                 packed_b + q / Sizes::kNr * kc * Sizes::kNr);
         }  // implicit barrier: the whole B block is packed
         for (int64_t i0 = first; i0 < last; i0 += Sizes::kMc) {
           block_multiply(trans_a, A, lda, alpha, i0, std::min(Sizes::kMc, last - i0), k0, kc, j0,

@@ -32,10 +32,15 @@ struct Tile {
   static constexpr int64_t kMc = 16 * kMr;
 };
 
+// How an A micro-panel lies in memory: k-major, a[k * kMr + r] (the packed layout above), or
+// row-major, a[r * a_row_stride + k]. gemm packs a non-transposed A row-major, a copy of
+// contiguous rows; k-major would need a transpose, which cost gemm 7 % of its time at 1024^3.
+enum class PanelLayout { kKMajor, kRowMajor };
+
 // c (mr, nr) (+)= a_panel (kc, MR) * b_panel (kc, NR): the only code whose speed matters.
-template <typename T>
+template <typename T, PanelLayout Layout = PanelLayout::kKMajor>
 void micro_kernel(int64_t kc, const T* __restrict a, const T* __restrict b, T* c, int64_t ldc,
-                  int mr, int nr, bool accumulate) {
+                  int mr, int nr, bool accumulate, int64_t a_row_stride = 1) {
   using V = typename Tile<T>::Vec;
   using U = typename Tile<T>::UnalignedVec;
   constexpr int L = Tile<T>::kLanes, NV = kNrVectors;
@@ -52,6 +57,8 @@ void micro_kernel(int64_t kc, const T* __restrict a, const T* __restrict b, T* c
     for (int v = 0; v < NV; ++v) acc[r][v] = V{};
   }
   const V negative_zero = V{} * T(-1);  // x + (-0) == x for every x, so this adds nothing
+  constexpr bool kRowMajor = Layout == PanelLayout::kRowMajor;
+  const int64_t row_stride = kRowMajor ? a_row_stride : 1;
 #pragma GCC unroll 4
   for (int64_t k = 0; k < kc; ++k) {
     V bv[NV];
@@ -59,11 +66,11 @@ void micro_kernel(int64_t kc, const T* __restrict a, const T* __restrict b, T* c
     for (int v = 0; v < NV; ++v) bv[v] = *reinterpret_cast<const V*>(b + v * L);
 #pragma GCC unroll 8
     for (int r = 0; r < kMr; ++r) {
-      const V ar = negative_zero + a[r];  // broadcast
+      const V ar = negative_zero + a[r * row_stride];  // broadcast
 #pragma GCC unroll 8
       for (int v = 0; v < NV; ++v) acc[r][v] += ar * bv[v];
     }
-    a += kMr;
+    a += kRowMajor ? 1 : kMr;
     b += NV * L;
   }
   if (mr == kMr && nr == Tile<T>::kNr) {

@@ -7,8 +7,11 @@ from hypothesis import strategies as st
 
 from convkernels import _C
 
-# Sizes around the register rows (4) and the packing blocks (k 128, n 512).
-edge_sizes = st.sampled_from([1, 2, 3, 4, 5, 7, 8, 127, 128, 129, 511, 512, 513])
+# Sizes around the register tile (6 rows, 16 or 32 floats per AVX2 or AVX-512 row), the groups of
+# 4 panels B is packed in (64 or 128 columns) and the blocks (k 256; n 512 floats, 256 doubles).
+edge_sizes = st.sampled_from(
+    [1, 2, 3, 5, 6, 7, 15, 16, 17, 63, 64, 65, 127, 128, 129, 255, 256, 257, 511, 512, 513]
+)
 small_sizes = st.integers(1, 40)
 
 
