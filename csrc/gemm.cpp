@@ -64,9 +64,10 @@ void pack_a(const T* A, int64_t lda, Trans trans, T alpha, int64_t i0, int64_t m
   }
 }
 
-// packed[panel][k][j] = op(B)[k0 + k, j0 + panel * NR + j], zero past the last column. B is read
-// kPackRows rows at a time across all the panels: all of k within one panel touched a new page
-// at every k (rows are ldb apart), and packing B took 4 % of a 1024^3 GEMM.
+// packed[panel][k][j] = op(B)[k0 + k, j0 + panel * NR + j], zero past the last column. A plain B
+// is read kPackRows rows at a time across all the panels: all of k within one panel touched a
+// new page at every k (rows are ldb apart), and packing B took 4 % of a 1024^3 GEMM. A
+// transposed B is read along its rows, NR of them per panel, one panel at a time.
 constexpr int64_t kPackRows = 8;
 constexpr int64_t kPanelsPerGroup = 4;  // B is packed by the team in groups of panels
 
@@ -74,6 +75,19 @@ template <typename T>
 void pack_b(const T* B, int64_t ldb, Trans trans, int64_t k0, int64_t kc, int64_t j0, int64_t nc,
             T* packed) {
   constexpr int NR = Tile<T>::kNr;
+  if (trans == Trans::Yes) {
+    for (int64_t q = 0; q < nc; q += NR) {
+      const int cols = static_cast<int>(std::min<int64_t>(NR, nc - q));
+      T* panel = packed + (q / NR) * kc * NR;
+      for (int64_t k = 0; k < kc; ++k) {
+        T* dst = panel + k * NR;
+        const T* src = B + (j0 + q) * ldb + k0 + k;
+        for (int j = 0; j < cols; ++j) dst[j] = src[j * ldb];
+        for (int j = cols; j < NR; ++j) dst[j] = T(0);
+      }
+    }
+    return;
+  }
   for (int64_t k_first = 0; k_first < kc; k_first += kPackRows) {
     const int64_t k_last = std::min(kc, k_first + kPackRows);
     for (int64_t q = 0; q < nc; q += NR) {
@@ -81,18 +95,13 @@ void pack_b(const T* B, int64_t ldb, Trans trans, int64_t k0, int64_t kc, int64_
       T* panel = packed + (q / NR) * kc * NR;
       for (int64_t k = k_first; k < k_last; ++k) {
         T* dst = panel + k * NR;
-        if (trans == Trans::No) {
-          const T* src = B + (k0 + k) * ldb + j0 + q;
-          if (k + kPackRows < kc) __builtin_prefetch(src + kPackRows * ldb);
-          if (cols == NR) {  // a fixed-size copy: NR / kLanes vector moves
-            std::memcpy(dst, src, NR * sizeof(T));
-            continue;
-          }
-          for (int j = 0; j < cols; ++j) dst[j] = src[j];
-        } else {
-          const T* src = B + (j0 + q) * ldb + k0 + k;
-          for (int j = 0; j < cols; ++j) dst[j] = src[j * ldb];
+        const T* src = B + (k0 + k) * ldb + j0 + q;
+        if (k + kPackRows < kc) __builtin_prefetch(src + kPackRows * ldb);
+        if (cols == NR) {  // a fixed-size copy: NR / kLanes vector moves
+          std::memcpy(dst, src, NR * sizeof(T));
+          continue;
         }
+        for (int j = 0; j < cols; ++j) dst[j] = src[j];
         for (int j = cols; j < NR; ++j) dst[j] = T(0);
       }
     }
