@@ -165,16 +165,24 @@ struct LrnTile {
   T k, scale;
 };
 
+// From the window sums of squares of NV vectors (overwritten by D = k + scale sum): pw[v] =
+// D^-0.75 and inv[v] = 1 / D, for forward (from x) and backward (from its ring of squares).
+template <int NV, typename T, typename V>
+__attribute__((always_inline)) inline void powers_075_from_sums(T k, T scale, V* sums, V* pw,
+                                                                V* inv) {
+#pragma GCC unroll 4
+  for (int v = 0; v < NV; ++v) sums[v] = k + scale * sums[v];
+  if (!fast_inverse_powers<T, NV>(sums, pw, inv)) exact_inverse_powers_075<T, NV>(sums, pw, inv);
+}
+
 // pw[v] = D^-0.75 for NV vectors of positions from j, channel window [lo, hi] (the 1 / D that
 // the power functions also give is backward's: unused here).
 template <int NV, typename T, typename V>
 __attribute__((always_inline)) inline void window_powers_075(const LrnTile<T>& tile, int64_t lo,
                                                              int64_t hi, int64_t j, V* pw) {
-  V d[NV], inv[NV];
-  window_sums<NV>(tile.x, tile.HW, lo, hi, j, d);
-#pragma GCC unroll 4
-  for (int v = 0; v < NV; ++v) d[v] = tile.k + tile.scale * d[v];
-  if (!fast_inverse_powers<T, NV>(d, pw, inv)) exact_inverse_powers_075<T, NV>(d, pw, inv);
+  V sums[NV], inv[NV];
+  window_sums<NV>(tile.x, tile.HW, lo, hi, j, sums);
+  powers_075_from_sums<NV>(tile.k, tile.scale, sums, pw, inv);
 }
 
 // Forward for channel c at positions [j0, j1) with the exact formula: vectors the fast path
@@ -332,12 +340,9 @@ void lrn_backward(const LrnParams& p, const T* dy, const T* x, T* dx) {
         constexpr int NV = vectors();
         if constexpr (NV > 0) {
           if (p.beta == 0.75) {
-            V d[NV], pw[NV], inv[NV];
-            sum_rows<NV>(window, j, d);
-#pragma GCC unroll 4
-            for (int v = 0; v < NV; ++v) d[v] = k + scale * d[v];
-            if (!fast_inverse_powers<T, NV>(d, pw, inv))
-              exact_inverse_powers_075<T, NV>(d, pw, inv);
+            V sums[NV], pw[NV], inv[NV];
+            sum_rows<NV>(window, j, sums);
+            powers_075_from_sums<NV>(k, scale, sums, pw, inv);
 #pragma GCC unroll 4
             for (int v = 0; v < NV; ++v) {
               const int64_t at_v = j + v * L;
@@ -379,12 +384,9 @@ void lrn_backward(const LrnParams& p, const T* dy, const T* x, T* dx) {
     };
     int64_t next = 0;  // the next channel of dx
     for (int64_t s = 0; s < p.C + (p.size - 1) / 2; ++s) {
-      const int64_t ahead = s + kPrefetchChannels;
+      const int64_t ahead = s + kPrefetchChannels, dy_ahead = ahead - (p.size - 1) / 2;
       if (ahead < p.C) prefetch_row(x_tile + ahead * HW, width);
-      if (ahead - (p.size - 1) / 2 < p.C) {
-        if (ahead - (p.size - 1) / 2 >= 0)
-          prefetch_row(dy_tile + (ahead - (p.size - 1) / 2) * HW, width);
-      }
+      if (dy_ahead >= 0 && dy_ahead < p.C) prefetch_row(dy_tile + dy_ahead * HW, width);
       if (next + kPrefetchChannels < p.C)
         prefetch_row(dx + at + (next + kPrefetchChannels) * HW, width, true);
       if (s < p.C) square_row(s);

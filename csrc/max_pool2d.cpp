@@ -130,7 +130,7 @@ void row_maxima_3_wide(const Pool2dParams& p, const T* x_row, int64_t lo, int64_
   using L = Lanes<T, N>;
   using V = typename L::Vec;
   using Index = typename L::Index;
-  typedef Index Taps __attribute__((vector_size(N * sizeof(T)), aligned(sizeof(T)), may_alias));
+  using Taps = typename L::Taps;
   using Mask = typename L::Mask;
   constexpr auto lanes = std::make_integer_sequence<int, N>();
   // Lane l takes x[2 o], x[2 o + 1] and x[2 o + 2] for o = block_order(l): from the loads at 0
@@ -174,7 +174,7 @@ void column_maxima(const Pool2dParams& p, const T* best_rows,
   using L = Lanes<T, N>;
   using V = typename L::Vec;
   using Index = typename L::Index;
-  typedef Index Taps __attribute__((vector_size(N * sizeof(T)), aligned(sizeof(T)), may_alias));
+  using Taps = typename L::Taps;
   typename L::Offsets twice_lane;
   for (int l = 0; l < N; ++l) twice_lane[l] = 2 * l;
   constexpr auto output_order = shuffle_mask<typename L::Mask>(

@@ -25,6 +25,8 @@ struct Lanes {
   using Index = std::conditional_t<sizeof(T) == 4, int32_t, int64_t>;
   typedef Index Mask __attribute__((vector_size(N * sizeof(T))));
   typedef int64_t Offsets __attribute__((vector_size(N * sizeof(int64_t)), aligned(8), may_alias));
+  // Tap offsets in a window, one per lane as wide as T, loadable at any T-aligned address.
+  typedef Index Taps __attribute__((vector_size(N * sizeof(T)), aligned(sizeof(T)), may_alias));
   static Mask pick(int first, int step) {  // lanes first, first + step, ... of (a, b)
     Mask m;
     for (int l = 0; l < N; ++l) m[l] = static_cast<Index>(first + l * step);
