@@ -84,6 +84,27 @@ def test_layers_call_the_functional_ops():
     np.testing.assert_array_equal(relu.backward(x), ck.relu_backward(x, x))
 
 
+def test_subsample_is_the_scaled_block_sum_plus_bias():
+    rng = np.random.default_rng(2)
+    layer = nn.Subsample2d(3, dtype=np.float64)
+    layer.coefficient.data = rng.standard_normal(3)
+    layer.bias.data = rng.standard_normal(3)
+    x = rng.standard_normal((2, 3, 7, 7))  # odd: the last row and column are dropped
+    sums = x[:, :, :6, :6].reshape(2, 3, 3, 2, 3, 2).sum(axis=(3, 5))
+    expected = sums * layer.coefficient.data[:, None, None] + layer.bias.data[:, None, None]
+    np.testing.assert_allclose(layer(x), expected, rtol=1e-12, atol=1e-12)
+    dy = rng.standard_normal(expected.shape)
+    dx = layer.backward(dy)
+    np.testing.assert_allclose(
+        layer.coefficient.grad, np.einsum("nchw,nchw->c", dy, sums), rtol=1e-12
+    )
+    np.testing.assert_allclose(layer.bias.grad, dy.sum(axis=(0, 2, 3)), rtol=1e-12)
+    expected_dx = np.zeros_like(x)
+    spread = np.repeat(np.repeat(dy * layer.coefficient.data[:, None, None], 2, 2), 2, 3)
+    expected_dx[:, :, :6, :6] = spread
+    np.testing.assert_allclose(dx, expected_dx, rtol=1e-12, atol=1e-12)
+
+
 def test_masked_conv_keeps_its_connection_table():
     table = np.zeros((16, 6))
     for k, maps in enumerate(models.LENET5_C3_TABLE):
