@@ -120,6 +120,21 @@ COMMON_FLAGS = [
 ]
 
 
+# For the tests only (tests/test_avx512_emulation.py), never for a wheel: the AVX-512 level built
+# with the AVX2 flags over tests/emulation/avx512_on_avx2.h, and dispatched on an AVX2 CPU, so its
+# code paths can be checked where no AVX-512 CPU is at hand.
+EMULATE_AVX512 = os.environ.get("CONVKERNELS_EMULATE_AVX512", "0") == "1"
+AVX512_EMULATION_FLAGS = [
+    "-mavx2",
+    "-mfma",
+    "-Wno-psabi",  # 64-byte vectors passed by value without AVX-512: no ABI is shared here
+    "-include",
+    os.path.abspath("tests/emulation/avx512_on_avx2.h"),
+]
+if EMULATE_AVX512:
+    HEADERS.append(AVX512_EMULATION_FLAGS[-1])
+
+
 def isa_levels():
     """The levels to build: all three on x86-64, only the portable one elsewhere."""
     if os.environ.get("CONVKERNELS_ISA_LEVELS"):  # e.g. "portable" for a quick debug build
@@ -131,7 +146,10 @@ def isa_levels():
     unknown = set(wanted) - set(X86_LEVELS)
     if unknown:
         sys.exit(f"CONVKERNELS_ISA_LEVELS: unknown level(s) {sorted(unknown)}")
-    return {name: X86_LEVELS[name] for name in wanted}
+    levels = {name: X86_LEVELS[name] for name in wanted}
+    if EMULATE_AVX512 and "avx512" in levels:
+        levels["avx512"] = AVX512_EMULATION_FLAGS
+    return levels
 
 
 def openmp_flags(compiler_cmd):
@@ -224,6 +242,8 @@ class BuildExt(build_ext):
         build_macros = [
             (f"CK_BUILD_{level.upper()}", "1") for level in levels if level != "portable"
         ]
+        if EMULATE_AVX512:
+            build_macros.append(("CK_EMULATE_AVX512", "1"))
         jobs = []  # (source, object dir, macros, flags)
         for level, flags in levels.items():
             out_dir = os.path.join(self.build_temp, f"isa_{level}")

@@ -39,9 +39,13 @@ const std::vector<Level>& levels() {
 #ifdef CK_BUILD_AVX512
       {"avx512", &avx512::isa_kernels,
        [] {
+#ifdef CK_EMULATE_AVX512  // a test build: that level is AVX2 code (tests/emulation)
+         return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+#else
          return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512dq") &&
                 __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512vl") &&
                 __builtin_cpu_supports("fma");
+#endif
        }},
 #endif
 #ifdef CK_BUILD_AVX2
