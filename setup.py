@@ -42,6 +42,7 @@ KERNEL_SOURCES = [
     "csrc/conv2d_backward_weight_nhwc.cpp",
     "csrc/conv2d_forward_nhwc.cpp",
     "csrc/conv2d_winograd.cpp",
+    "csrc/conv2d_depthwise.cpp",
     "csrc/max_pool2d.cpp",
     "csrc/avg_pool2d.cpp",
     "csrc/relu.cpp",

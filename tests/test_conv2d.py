@@ -19,8 +19,10 @@ from convkernels import reference as ref
 
 
 @st.composite
-def conv_configs(draw, max_channels=4):
-    groups = draw(st.integers(1, 3))
+def conv_configs(draw, max_channels=4, depthwise=False):
+    """depthwise: one input and one output channel per group (groups = C = K), the layers
+    conv2d_depthwise.cpp takes (LeNet-5's subsampling), otherwise drawn only now and then."""
+    groups = draw(st.integers(2, 8) if depthwise else st.integers(1, 3))
     R, S = draw(st.integers(1, 5)), draw(st.integers(1, 5))
     stride = (draw(st.integers(1, 3)), draw(st.integers(1, 3)))
     dilation = (draw(st.integers(1, 2)), draw(st.integers(1, 2)))
@@ -30,8 +32,8 @@ def conv_configs(draw, max_channels=4):
     W = max(1, dilation[1] * (S - 1) + 1 - 2 * padding[1]) + draw(st.integers(0, 9))
     return dict(
         N=draw(st.integers(1, 3)),
-        C=groups * draw(st.integers(1, max_channels)),
-        K=groups * draw(st.integers(1, max_channels)),
+        C=groups * (1 if depthwise else draw(st.integers(1, max_channels))),
+        K=groups * (1 if depthwise else draw(st.integers(1, max_channels))),
         H=H,
         W=W,
         R=R,
@@ -112,8 +114,18 @@ def test_conv2d_matches_reference_float32(cfg):
     check_conv_against_reference(cfg, np.float32)
 
 
+@given(conv_configs(depthwise=True))
+def test_depthwise_conv2d_matches_reference_float64(cfg):
+    check_conv_against_reference(cfg, np.float64)
+
+
+@given(conv_configs(depthwise=True))
+def test_depthwise_conv2d_matches_reference_float32(cfg):
+    check_conv_against_reference(cfg, np.float32)
+
+
 @settings(max_examples=15)
-@given(conv_configs(max_channels=3))
+@given(st.booleans().flatmap(lambda depthwise: conv_configs(3, depthwise)))
 def test_conv2d_gradients_match_finite_differences(cfg):
     x, w, b, kw, rng = make_conv(cfg, np.float64)
     b = rng.standard_normal(cfg["K"])
@@ -143,6 +155,7 @@ def test_conv2d_gradients_match_finite_differences(cfg):
 # Real layers at small batch: (name, N, C, H, K, R, stride, padding, groups).
 LAYERS = [
     ("lenet5-c1", 4, 1, 32, 6, 5, 1, 0, 1),
+    ("lenet5-s2", 4, 6, 28, 6, 2, 2, 0, 6),  # classic subsampling as a depthwise convolution
     ("lenet5-c3", 4, 6, 14, 16, 5, 1, 0, 1),
     ("lenet5-c5", 4, 16, 5, 120, 5, 1, 0, 1),
     ("cifar-conv1", 2, 3, 32, 32, 5, 1, 2, 1),

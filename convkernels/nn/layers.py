@@ -318,30 +318,39 @@ class Sigmoid(Layer):
 
 class Subsample2d(Layer):
     """LeNet-5's S2/S4: the sum over each 2x2 (or k x k) block, times a trainable per-channel
-    coefficient, plus a trainable per-channel bias. Squash it with a following Tanh."""
+    coefficient, plus a trainable per-channel bias. Squash it with a following Tanh.
+
+    That is a depthwise k x k convolution of stride k whose k*k weights per channel are one
+    shared coefficient, so the convolution kernels do all the arithmetic on activations; the
+    tying only sums each channel's k*k weight gradients into the coefficient's."""
 
     def __init__(self, channels, kernel_size=2, dtype=np.float32):
         self.kernel_size = kernel_size
         self.coefficient = Parameter(np.ones(channels, dtype))
         self.bias = Parameter(np.zeros(channels, dtype))
+        self.conv_args = dict(stride=kernel_size, groups=channels)
 
     def parameters(self):
         return [("coefficient", self.coefficient), ("bias", self.bias)]
 
+    def tied_weight(self):
+        coefficient, k = self.coefficient.data, self.kernel_size
+        xp = array_module(coefficient)
+        shape = (len(coefficient), 1, k, k)
+        return xp.ascontiguousarray(xp.broadcast_to(coefficient[:, None, None, None], shape))
+
     def forward(self, x):
-        self.input_shape = x.shape
-        area = self.kernel_size * self.kernel_size
-        self.sums = ops.avg_pool2d(x, self.kernel_size) * area
-        coef = self.coefficient.data[None, :, None, None]
-        return self.sums * coef + self.bias.data[None, :, None, None]
+        self.x = x
+        return ops.conv2d(x, self.tied_weight(), self.bias.data, **self.conv_args)
 
     def backward(self, dy):
-        xp = array_module(dy)
-        self.coefficient.grad = xp.einsum("nchw,nchw->c", dy, self.sums).astype(dy.dtype)
+        weight = self.tied_weight()
+        weight_grad = ops.conv2d_backward_weight(self.x, dy, weight.shape, **self.conv_args)
+        self.coefficient.grad = weight_grad.sum(axis=(1, 2, 3))
         self.bias.grad = ops.conv2d_backward_bias(dy)
-        area = self.kernel_size * self.kernel_size
-        d_sums = dy * (self.coefficient.data[None, :, None, None] * area)
-        return ops.avg_pool2d_backward(d_sums, self.input_shape, self.kernel_size)
+        if not self.needs_input_grad:
+            return None
+        return ops.conv2d_backward_input(dy, weight, self.x.shape, **self.conv_args)
 
 
 class RBF(Layer):
