@@ -189,10 +189,6 @@ bool forward_is_nhwc(const Conv2dParams& p) {
                conv2d_forward_nhwc_yield<T>(p) >= 1.2 * conv2d_forward_direct_yield<T>(p)));
 }
 
-// Backward-weight by Winograd where the forward would use it and each tile's share of the GEMM,
-// ~Kg Cg, outweighs its transforms, ~Kg + Cg: Kg Cg / (Kg + Cg) >= 20. Measured (2 threads):
-// AlexNet conv2-5 (35-154) 1.2-1.8x faster than the GEMM, CIFAR c3 (5x5, 64 and 32: 21) 1.3x
-// faster than the dot products; CIFAR c2 (32 and 32: 16) 1.6x slower.
 // Depthwise layers (groups = C = K) by conv2d_depthwise.cpp: the GEMM would run one-row products
 // per channel. LeNet-5's S2 (6 channels, 2x2 stride 2, 28x28, batch 256, 2 threads): forward 2.4
 // -> 0.34 ms, backward-input 2.9 -> 0.51 ms, backward-weight 0.85 -> 0.51 ms.
@@ -200,6 +196,10 @@ bool runs_depthwise(const Conv2dParams& p) {
   return conv2d_depthwise_possible(p) && direct_unless_forced(true);
 }
 
+// Backward-weight by Winograd where the forward would use it and each tile's share of the GEMM,
+// ~Kg Cg, outweighs its transforms, ~Kg + Cg: Kg Cg / (Kg + Cg) >= 20. Measured (2 threads):
+// AlexNet conv2-5 (35-154) 1.2-1.8x faster than the GEMM, CIFAR c3 (5x5, 64 and 32: 21) 1.3x
+// faster than the dot products; CIFAR c2 (32 and 32: 16) 1.6x slower.
 bool backward_weight_is_winograd(const Conv2dParams& p) {
   const int64_t Kg = p.K / p.groups, Cg = p.C / p.groups;
   return forward_is_winograd(p) &&
