@@ -6,10 +6,11 @@
 // AVX-512 branches (64-byte vectors, the wider register tiles and loop counts), and GCC lowers
 // each 64-byte operation to two AVX2 ones with the same result. The few AVX-512 intrinsics they
 // call are redefined below, lane by lane; _mm512_rsqrt14_ps is given its worst documented
-// precision (14 bits), so the Newton steps that follow it are tested as on real hardware.
+// precision (14 bits), so the Newton steps that follow it must make up for the worst estimate.
 //
-// What this proves: the AVX-512 code paths compute the right values, in bounds. What it does
-// not: the AVX-512 encodings themselves and their speed (only an AVX-512 CPU can show those).
+// What this shows: the AVX-512 code paths compute what the reference does (the kernel tests,
+// outputs pre-filled with NaN). What it does not: out-of-bounds reads that happen to hit valid
+// memory (no sanitizer runs here), the AVX-512 encodings themselves, and their speed.
 #pragma once
 
 #include <immintrin.h>  // first, so the kernels' own #include of it is a no-op after the macros
