@@ -62,15 +62,6 @@ void conv2d_backward_weight_winograd(const Conv2dParams& p, const T* x, const T*
 // dy: (N, K, P, Q), w: (K, C/G, R, S), dx: (N, C, H, W)
 template <typename T>
 void conv2d_backward_input(const Conv2dParams& p, const T* dy, const T* w, T* dx);
-// The three directions for depthwise layers, groups = C = K (conv2d_depthwise.cpp); the
-// conv2d_* functions pick them for such shapes.
-bool conv2d_depthwise_possible(const Conv2dParams& p);
-template <typename T>
-void conv2d_forward_depthwise(const Conv2dParams& p, const T* x, const T* w, const T* b, T* y);
-template <typename T>
-void conv2d_backward_input_depthwise(const Conv2dParams& p, const T* dy, const T* w, T* dx);
-template <typename T>
-void conv2d_backward_weight_depthwise(const Conv2dParams& p, const T* x, const T* dy, T* dw);
 // x: (N, C, H, W), dy: (N, K, P, Q), dw: (K, C/G, R, S)
 template <typename T>
 void conv2d_backward_weight(const Conv2dParams& p, const T* x, const T* dy, T* dw);
@@ -82,6 +73,15 @@ void conv2d_backward_weight_direct(const Conv2dParams& p, const T* x, const T* d
 bool conv2d_backward_weight_nhwc_possible(const Conv2dParams& p);
 template <typename T>
 void conv2d_backward_weight_nhwc(const Conv2dParams& p, const T* x, const T* dy, T* dw);
+// The three directions for depthwise layers, groups = C = K (conv2d_depthwise.cpp); the
+// conv2d_* functions pick them for such shapes.
+bool conv2d_depthwise_possible(const Conv2dParams& p);
+template <typename T>
+void conv2d_forward_depthwise(const Conv2dParams& p, const T* x, const T* w, const T* b, T* y);
+template <typename T>
+void conv2d_backward_input_depthwise(const Conv2dParams& p, const T* dy, const T* w, T* dx);
+template <typename T>
+void conv2d_backward_weight_depthwise(const Conv2dParams& p, const T* x, const T* dy, T* dw);
 // dy: (N, K, P, Q), db: (K)
 template <typename T>
 void conv2d_backward_bias(const Conv2dParams& p, const T* dy, T* db);
