@@ -23,33 +23,40 @@ namespace ck {
 namespace CK_ISA {
 namespace {
 
-constexpr int64_t kTile = 256;  // spatial positions per task
+// Tasks are (sample, tile of positions) pairs, each swept across all channels. A tile is a whole
+// channel row where that fits in kMaxTileBytes, so a sample's channels are one contiguous stretch
+// of memory that the hardware prefetcher streams. Tiles of 256 positions (a 1 KB row every 12 KB
+// at AlexNet's 55 x 55) were short strided streams it caught on to late, even with software
+// prefetches a few channels ahead; whole rows without them measured 1.2x faster forward and
+// 1.4-1.5x backward (2 threads, 96 x 55 x 55, batch 16 and 32; equal on 1 thread). Rows are
+// split further where there are fewer tasks than threads.
+constexpr int64_t kMaxTileBytes = 16 * 1024;
 
-// Calls fn(n, x_offset, width) for every (sample, tile) task, in parallel.
-template <typename Fn>
-void for_each_tile(const LrnParams& p, Fn fn) {
-  const int64_t HW = p.H * p.W, tiles = (HW + kTile - 1) / kTile;
-#pragma omp parallel for schedule(static)
-  for (int64_t task = 0; task < p.N * tiles; ++task) {
-    const int64_t n = task / tiles, j0 = (task % tiles) * kTile;
-    fn(n * p.C * HW + j0, std::min(kTile, HW - j0));
-  }
-}
+struct Tiling {
+  int64_t width = 0;  // positions per tile (the last one may be narrower)
+  int64_t count = 0;  // tiles per sample
+};
 
-// Requests a tile's row [row, row + width) ahead of use. A row of a tile is a short stream (1 KB
-// at kTile floats), one per channel: the hardware prefetcher only catches on to each after its
-// first misses, so without this the sweep over channels waits on memory latency, not bandwidth.
 template <typename T>
-inline void prefetch_row(const T* row, int64_t width, bool for_writing = false) {
-  for (int64_t j = 0; j < width; j += 64 / sizeof(T)) {
-    if (for_writing) {
-      __builtin_prefetch(row + j, 1);
-    } else {
-      __builtin_prefetch(row + j, 0);
-    }
+Tiling plan_tiles(const LrnParams& p) {
+  const int64_t HW = p.H * p.W;
+  if (HW == 0) return {};
+  int64_t count = ceil_div(HW, kMaxTileBytes / static_cast<int64_t>(sizeof(T)));
+  if (p.N * count < max_threads()) count = std::min(HW, ceil_div(max_threads(), p.N));
+  const int64_t width = std::min(HW, round_up(ceil_div(HW, count), 64 / sizeof(T)));
+  return {width, ceil_div(HW, width)};
+}
+
+// Calls fn(x_offset, width) for every (sample, tile) task, in parallel.
+template <typename Fn>
+void for_each_tile(const LrnParams& p, const Tiling& tiling, Fn fn) {
+  const int64_t HW = p.H * p.W;
+#pragma omp parallel for schedule(static)
+  for (int64_t task = 0; task < p.N * tiling.count; ++task) {
+    const int64_t n = task / tiling.count, j0 = (task % tiling.count) * tiling.width;
+    fn(n * p.C * HW + j0, std::min(tiling.width, HW - j0));
   }
 }
-constexpr int64_t kPrefetchChannels = 2;  // how many channels ahead of the sweep
 
 template <typename T>
 __attribute__((always_inline)) inline T inverse_power_exact(T d, double beta) {
@@ -198,13 +205,13 @@ __attribute__((noinline)) void forward_exact(const LrnTile<T>& tile, const LrnPa
   }
 }
 
-// Rows of kTile values of a tile for a sliding window of channels: channel c in row c mod rows,
-// rows >= the window's width, so a row is overwritten only after its last reader ran.
+// Rows of `stride` values (a tile's width) for a sliding window of channels: channel c in row
+// c mod rows, rows >= the window's width, so a row is overwritten only after its last reader ran.
 template <typename T>
 struct RowRing {
   T* base;
-  int64_t rows;
-  T* row(int64_t c) const { return base + (c % rows) * kTile; }
+  int64_t rows, stride;
+  T* row(int64_t c) const { return base + (c % rows) * stride; }
 };
 
 // The ring rows of channels [lo, hi] in channel order: `before` rows from `first` on, then
@@ -213,9 +220,9 @@ template <typename T>
 struct RingWindow {
   const T* first;
   const T* wrapped;
-  int64_t before, after;
+  int64_t before, after, stride;
   RingWindow(const RowRing<T>& ring, int64_t lo, int64_t hi)
-      : first(ring.row(lo)), wrapped(ring.base) {
+      : first(ring.row(lo)), wrapped(ring.base), stride(ring.stride) {
     before = std::min(hi - lo + 1, ring.rows - lo % ring.rows);
     after = hi - lo + 1 - before;
   }
@@ -234,7 +241,7 @@ __attribute__((always_inline)) inline void sum_rows(const RingWindow<T>& window,
 #pragma GCC unroll 4
       for (int v = 0; v < N; ++v) {
         V row_v;
-        std::memcpy(&row_v, rows + r * kTile + j + v * step, sizeof(V));
+        std::memcpy(&row_v, rows + r * window.stride + j + v * step, sizeof(V));
         sums[v] += row_v;
       }
     }
@@ -261,8 +268,8 @@ __attribute__((noinline)) void backward_rows_exact(const RingWindow<T>& squares,
 }  // namespace
 
 // Forward takes a tile of positions of one sample at a time, channel by channel, a few vectors
-// of positions at a time: the window's input rows stay in L1 from one channel to the next, so x
-// is read from memory once.
+// of positions at a time: the window's input rows stay in cache (L2 for whole 55 x 55 rows) from
+// one channel to the next, so x is read from memory once.
 template <typename T>
 void lrn_forward(const LrnParams& p, const T* x, T* y) {
   using V = typename Simd<T>::Vec;
@@ -270,14 +277,11 @@ void lrn_forward(const LrnParams& p, const T* x, T* y) {
   constexpr int L = Simd<T>::kLanes;
   const int64_t HW = p.H * p.W;
   const T k = static_cast<T>(p.k), scale = static_cast<T>(p.alpha / static_cast<double>(p.size));
-  for_each_tile(p, [&](int64_t at, int64_t width) {
+  for_each_tile(p, plan_tiles<T>(p), [&](int64_t at, int64_t width) {
     const LrnTile<T> tile{x + at, HW, k, scale};
     for (int64_t c = 0; c < p.C; ++c) {
       const int64_t lo = std::max<int64_t>(c - p.size / 2, 0);
       const int64_t hi = std::min<int64_t>(c + (p.size - 1) / 2, p.C - 1);
-      if (hi + kPrefetchChannels < p.C) prefetch_row(tile.x + (hi + kPrefetchChannels) * HW, width);
-      if (c + kPrefetchChannels < p.C)
-        prefetch_row(y + at + (c + kPrefetchChannels) * HW, width, true);
       const T* x_c = tile.x + c * HW;
       T* y_c = y + at + c * HW;
       for_each_block<L>(width, [&](auto vectors, int64_t j) {
@@ -304,24 +308,28 @@ void lrn_forward(const LrnParams& p, const T* x, T* y) {
 // for c = s - (size-1)/2, whose window's squares now all exist, P = dy D^-beta and
 // t = coef dy x D^(-beta-1) (coef = 2 alpha beta / size); then dx_i = P_i - x_i sum t over
 // i's window, for every i whose window's t all exist. q, P and t live in rings of rows (RowRing)
-// that stay in L1 with the window of x and the row of dy; x and dy are read from memory once.
-// Summing squares (one multiply each) instead of squaring the window anew, and P with coef
-// folded into t, save 5 of about 24 multiplies per vector; most of the time gained came from
-// the prefetches and from no longer sending a (C, tile) scratch through L2 and back.
+// that stay in cache (L2 at 55 x 55) with the window of x and the row of dy; x and dy are read
+// from memory once. Summing squares (one multiply each) instead of squaring the window anew, and
+// P with coef folded into t, save 5 of about 24 multiplies per vector. Tried: one loop over
+// positions doing all three rows (dx a step behind, so it would fill the wait on D^-beta's
+// latency chain): 5-20 % slower.
 template <typename T>
 void lrn_backward(const LrnParams& p, const T* dy, const T* x, T* dx) {
   using V = typename Simd<T>::Vec;
   using U = typename Simd<T>::UnalignedVec;
   constexpr int L = Simd<T>::kLanes;
   const int64_t rows = std::min<int64_t>(p.size, p.C);
-  Scratch<T> scratch(max_threads() * 3 * rows * kTile);
+  const Tiling tiling = plan_tiles<T>(p);
+  const int64_t per_thread = 3 * rows * tiling.width;
+  Scratch<T> scratch(max_threads() * per_thread);
   const int64_t HW = p.H * p.W;
   const T k = static_cast<T>(p.k), scale = static_cast<T>(p.alpha / static_cast<double>(p.size));
   const T coef = static_cast<T>(2.0 * p.alpha * p.beta / static_cast<double>(p.size));
-  for_each_tile(p, [&](int64_t at, int64_t width) {
-    T* rings = scratch.get() + thread_id() * 3 * rows * kTile;
-    const RowRing<T> squares{rings, rows}, P{rings + rows * kTile, rows},
-        t{rings + 2 * rows * kTile, rows};
+  for_each_tile(p, tiling, [&](int64_t at, int64_t width) {
+    T* rings = scratch.get() + thread_id() * per_thread;
+    const int64_t stride = tiling.width;
+    const RowRing<T> squares{rings, rows, stride}, P{rings + rows * stride, rows, stride},
+        t{rings + 2 * rows * stride, rows, stride};
     const T* x_tile = x + at;
     const T* dy_tile = dy + at;
     const auto square_row = [&](int64_t s) {
@@ -384,11 +392,6 @@ void lrn_backward(const LrnParams& p, const T* dy, const T* x, T* dx) {
     };
     int64_t next = 0;  // the next channel of dx
     for (int64_t s = 0; s < p.C + (p.size - 1) / 2; ++s) {
-      const int64_t ahead = s + kPrefetchChannels, dy_ahead = ahead - (p.size - 1) / 2;
-      if (ahead < p.C) prefetch_row(x_tile + ahead * HW, width);
-      if (dy_ahead >= 0 && dy_ahead < p.C) prefetch_row(dy_tile + dy_ahead * HW, width);
-      if (next + kPrefetchChannels < p.C)
-        prefetch_row(dx + at + (next + kPrefetchChannels) * HW, width, true);
       if (s < p.C) square_row(s);
       const int64_t c = s - (p.size - 1) / 2;
       if (c < 0) continue;

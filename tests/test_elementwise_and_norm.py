@@ -211,20 +211,39 @@ def test_lrn_alexnet_activations():
 
 @pytest.mark.parametrize("size", [1, 2, 4, 5, 8, 23])
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-def test_lrn_backward_across_tiles_and_channel_windows(size, dtype):
-    # 17 x 19 = 323 positions: a full tile of 256 and a partial one of 67 (with a scalar
-    # tail); 20 channels: backward's rings of rows wrap around for size < 20, and size 23
-    # is wider than the channels.
-    x, rng = normal((2, 20, 17, 19), dtype, 11, scale=3.0)
+@pytest.mark.parametrize(
+    "shape, threads",
+    [
+        # 17 x 19 = 323 positions, a row of each channel one task (with a scalar tail), or
+        # split in two where one sample would leave a thread idle
+        ((2, 20, 17, 19), 1),
+        ((1, 20, 17, 19), 2),
+        # 65 x 67 = 4355 positions: rows over 16 KB, split into 2 tiles (float) or 3 (double)
+        ((1, 20, 65, 67), 1),
+    ],
+)
+def test_lrn_across_tiles_and_channel_windows(size, dtype, shape, threads):
+    # 20 channels: backward's rings of rows wrap around for size < 20; size 23 is wider than
+    # the channels.
+    x, rng = normal(shape, dtype, 11, scale=3.0)
     dy = rng.standard_normal(x.shape).astype(dtype)
-    for args in [(size, 0.05, 0.75, 1.0), (size, 0.05, 0.6, 1.5)]:
-        check_each_isa(
-            lambda args=args: ck.lrn_backward(dy, x, *args),
-            ref.lrn_backward(dy.astype(np.float64), x.astype(np.float64), *args),
-            dtype,
-            8 * size,
-            f"lrn backward {args}",
-        )
+    before = ck.get_num_threads()
+    ck.set_num_threads(threads)
+    try:
+        for args in [(size, 0.05, 0.75, 1.0), (size, 0.05, 0.6, 1.5)]:
+            x64, dy64 = x.astype(np.float64), dy.astype(np.float64)
+            check_each_isa(
+                lambda args=args: ck.lrn(x, *args), ref.lrn(x64, *args), dtype, 4 * size, "lrn"
+            )
+            check_each_isa(
+                lambda args=args: ck.lrn_backward(dy, x, *args),
+                ref.lrn_backward(dy64, x64, *args),
+                dtype,
+                8 * size,
+                f"lrn backward {args}",
+            )
+    finally:
+        ck.set_num_threads(before)
 
 
 def test_lrn_zero_infinite_and_nan_denominators():
