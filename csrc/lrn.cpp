@@ -251,15 +251,15 @@ __attribute__((always_inline)) inline void sum_rows(const RingWindow<T>& window,
 }
 
 // Backward's first pass for channel c at positions [j0, j1) with the exact formula: P = dy D^-beta
-// and t = coef dy x D^(-beta-1), from the window's sums of squares.
+// and t = coef dy x D^(-beta-1), from the sums of squares of the window [lo, hi].
 template <typename T>
-__attribute__((noinline)) void backward_rows_exact(const RingWindow<T>& squares, T k, T scale,
+__attribute__((noinline)) void backward_rows_exact(const LrnTile<T>& tile, int64_t lo, int64_t hi,
                                                    T coef, double beta, const T* x_c, const T* dy_c,
                                                    int64_t j0, int64_t j1, T* P_c, T* t_c) {
   for (int64_t j = j0; j < j1; ++j) {
     T sum;
-    sum_rows<0>(squares, j, &sum);
-    const T d = k + scale * sum;
+    window_sums<1>(tile.x, tile.HW, lo, hi, j, &sum);
+    const T d = tile.k + tile.scale * sum;
     P_c[j] = dy_c[j] * inverse_power_exact(d, beta);
     t_c[j] = coef * P_c[j] * x_c[j] / d;
   }
@@ -304,14 +304,14 @@ void lrn_forward(const LrnParams& p, const T* x, T* y) {
   });
 }
 
-// Backward in one sweep over the channels of a tile, per channel s: its squares q = x^2; then
-// for c = s - (size-1)/2, whose window's squares now all exist, P = dy D^-beta and
-// t = coef dy x D^(-beta-1) (coef = 2 alpha beta / size); then dx_i = P_i - x_i sum t over
-// i's window, for every i whose window's t all exist. q, P and t live in rings of rows (RowRing)
-// that stay in cache (L2 at 55 x 55) with the window of x and the row of dy; x and dy are read
-// from memory once. Summing squares (one multiply each) instead of squaring the window anew, and
-// P with coef folded into t, save 5 of about 24 multiplies per vector. Tried: one loop over
-// positions doing all three rows (dx a step behind, so it would fill the wait on D^-beta's
+// Backward in one sweep over the channels of a tile, per channel c: P = dy D^-beta and
+// t = coef dy x D^(-beta-1) (coef = 2 alpha beta / size), with D summed from the window of x as
+// forward sums it; then dx_i = P_i - x_i sum t over i's window, for every i whose window's t all
+// exist. P and t live in rings of rows (RowRing) that stay in cache (L2 at 55 x 55) with the
+// window of x and the row of dy; x and dy are read from memory once. P with coef folded into t
+// saves multiplies. Tried: a ring of squares (one multiply per value instead of one per window
+// entry), 1.1x slower than squaring the window anew with FMAs: one more row stream through L2;
+// one loop over positions doing all rows (dx a step behind, to fill the wait on D^-beta's
 // latency chain): 5-20 % slower.
 template <typename T>
 void lrn_backward(const LrnParams& p, const T* dy, const T* x, T* dx) {
@@ -320,7 +320,7 @@ void lrn_backward(const LrnParams& p, const T* dy, const T* x, T* dx) {
   constexpr int L = Simd<T>::kLanes;
   const int64_t rows = std::min<int64_t>(p.size, p.C);
   const Tiling tiling = plan_tiles<T>(p);
-  const int64_t per_thread = 3 * rows * tiling.width;
+  const int64_t per_thread = 2 * rows * tiling.width;
   Scratch<T> scratch(max_threads() * per_thread);
   const int64_t HW = p.H * p.W;
   const T k = static_cast<T>(p.k), scale = static_cast<T>(p.alpha / static_cast<double>(p.size));
@@ -328,18 +328,13 @@ void lrn_backward(const LrnParams& p, const T* dy, const T* x, T* dx) {
   for_each_tile(p, tiling, [&](int64_t at, int64_t width) {
     T* rings = scratch.get() + thread_id() * per_thread;
     const int64_t stride = tiling.width;
-    const RowRing<T> squares{rings, rows, stride}, P{rings + rows * stride, rows, stride},
-        t{rings + 2 * rows * stride, rows, stride};
-    const T* x_tile = x + at;
+    const RowRing<T> P{rings, rows, stride}, t{rings + rows * stride, rows, stride};
+    const LrnTile<T> tile{x + at, HW, k, scale};
+    const T* x_tile = tile.x;
     const T* dy_tile = dy + at;
-    const auto square_row = [&](int64_t s) {
-      const T* x_s = x_tile + s * HW;
-      T* q = squares.row(s);
-      for (int64_t j = 0; j < width; ++j) q[j] = x_s[j] * x_s[j];
-    };
     const auto first_pass_row = [&](int64_t c) {
-      const RingWindow<T> window(squares, std::max<int64_t>(c - p.size / 2, 0),
-                                 std::min<int64_t>(c + (p.size - 1) / 2, p.C - 1));
+      const int64_t lo = std::max<int64_t>(c - p.size / 2, 0);
+      const int64_t hi = std::min<int64_t>(c + (p.size - 1) / 2, p.C - 1);
       const T* x_c = x_tile + c * HW;
       const T* dy_c = dy_tile + c * HW;
       T* P_c = P.row(c);
@@ -349,7 +344,7 @@ void lrn_backward(const LrnParams& p, const T* dy, const T* x, T* dx) {
         if constexpr (NV > 0) {
           if (p.beta == 0.75) {
             V sums[NV], pw[NV], inv[NV];
-            sum_rows<NV>(window, j, sums);
+            window_sums<NV>(x_tile, HW, lo, hi, j, sums);
             powers_075_from_sums<NV>(k, scale, sums, pw, inv);
 #pragma GCC unroll 4
             for (int v = 0; v < NV; ++v) {
@@ -362,8 +357,8 @@ void lrn_backward(const LrnParams& p, const T* dy, const T* x, T* dx) {
             return;
           }
         }
-        backward_rows_exact(window, k, scale, coef, p.beta, x_c, dy_c, j, j + std::max(1, NV * L),
-                            P_c, t_c);
+        backward_rows_exact(tile, lo, hi, coef, p.beta, x_c, dy_c, j, j + std::max(1, NV * L), P_c,
+                            t_c);
       });
     };
     const auto input_gradient_row = [&](int64_t i) {
@@ -391,10 +386,7 @@ void lrn_backward(const LrnParams& p, const T* dy, const T* x, T* dx) {
       });
     };
     int64_t next = 0;  // the next channel of dx
-    for (int64_t s = 0; s < p.C + (p.size - 1) / 2; ++s) {
-      if (s < p.C) square_row(s);
-      const int64_t c = s - (p.size - 1) / 2;
-      if (c < 0) continue;
+    for (int64_t c = 0; c < p.C; ++c) {
       first_pass_row(c);
       for (; next + p.size / 2 <= c; ++next) input_gradient_row(next);
     }
