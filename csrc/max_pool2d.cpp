@@ -154,7 +154,7 @@ void row_maxima_3_wide(const Pool2dParams& p, const T* x_row, int64_t lo, int64_
     const V columns[2] = {__builtin_shuffle(a, b, odd), __builtin_shuffle(c, d, from_two)};
     for (int kw = 1; kw < 3; ++kw) {
       const V v = columns[kw - 1];
-      const auto take = (v > best) | ((v != v) & (best == best));  // wins(), lane by lane
+      const auto take = ~(v <= best) & (best == best);  // wins(), lane by lane
       best = take ? v : best;
       tap = take ? Taps{} + static_cast<Index>(kw) : tap;
     }
@@ -175,8 +175,6 @@ void column_maxima(const Pool2dParams& p, const T* best_rows,
   using V = typename L::Vec;
   using Index = typename L::Index;
   using Taps = typename L::Taps;
-  typename L::Offsets twice_lane;
-  for (int l = 0; l < N; ++l) twice_lane[l] = 2 * l;
   constexpr auto output_order = shuffle_mask<typename L::Mask>(
       [](int o) { return block_lane<T, N>(o); }, std::make_integer_sequence<int, N>());
   for_each_vector_in<N>(lo, hi, [&](int64_t ow) {
@@ -187,16 +185,14 @@ void column_maxima(const Pool2dParams& p, const T* best_rows,
       const V v = *reinterpret_cast<const V*>(best_rows + ih * stride + slot);
       const Taps t = *reinterpret_cast<const Taps*>(tap_rows + ih * stride + slot) +
                      static_cast<Index>((ih - h_lo) * p.W);
-      const auto take = (v > best) | ((v != v) & (best == best));  // wins(), lane by lane
+      const auto take = ~(v <= best) & (best == best);  // wins(), lane by lane
       best = take ? v : best;
       tap = take ? t : tap;
     }
     best = __builtin_shuffle(best, output_order);
     tap = __builtin_shuffle(tap, output_order);
     *reinterpret_cast<V*>(y_row + ow) = best;
-    *reinterpret_cast<typename L::Offsets*>(arg_row + ow) =
-        __builtin_convertvector(tap, typename L::Offsets) + twice_lane +
-        (h_lo * p.W + 2 * ow - p.pad.w);
+    store_indices<T, N>(arg_row + ow, tap, h_lo * p.W + 2 * ow - p.pad.w);
   });
 }
 
@@ -213,8 +209,6 @@ void max_2x2_plane(const Pool2dParams& p, const T* x_c, T* y_c, int64_t* arg_c) 
   using Index = typename L::Index;
   typedef Index Offsets __attribute__((vector_size(N * sizeof(T))));
   const auto even = L::pick(0, 2), odd = L::pick(1, 2);
-  typename L::Offsets twice_lane;  // 2 * lane: the column of each lane's window
-  for (int l = 0; l < N; ++l) twice_lane[l] = 2 * l;
   for (int64_t oh = 0; oh < p.P; ++oh) {
     for_each_vector<N>(p.Q, [&](int64_t ow) {
       V best;
@@ -230,14 +224,13 @@ void max_2x2_plane(const Pool2dParams& p, const T* x_c, T* y_c, int64_t* arg_c) 
             best = v, tap = offset;
             continue;
           }
-          const auto take = (v > best) | ((v != v) & (best == best));  // wins(), lane by lane
+          const auto take = ~(v <= best) & (best == best);  // wins(), lane by lane
           best = take ? v : best;
           tap = take ? offset : tap;
         }
       }
       *reinterpret_cast<V*>(y_c + oh * p.Q + ow) = best;
-      *reinterpret_cast<typename L::Offsets*>(arg_c + oh * p.Q + ow) =
-          __builtin_convertvector(tap, typename L::Offsets) + twice_lane + 2 * oh * p.W + 2 * ow;
+      store_indices<T, N>(arg_c + oh * p.Q + ow, tap, 2 * oh * p.W + 2 * ow);
     });
   }
 }

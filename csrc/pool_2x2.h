@@ -3,6 +3,7 @@
 // rows, adjacent input columns separated by shuffles.
 #pragma once
 
+#include <cstring>
 #include <type_traits>
 
 #include "isa.h"
@@ -37,7 +38,31 @@ struct Lanes {
     for (int l = 0; l < N; ++l) m[l] = static_cast<Index>(first + l / 2);
     return m;
   }
+  // Index and int64 lanes of one register of int64 (a Part of a vector of Index lanes).
+  static constexpr int kWideLanes = N < kVectorBytes / 8 ? N : kVectorBytes / 8;
+  typedef Index Part __attribute__((vector_size(kWideLanes * sizeof(Index))));
+  typedef int64_t Wide
+      __attribute__((vector_size(kWideLanes * sizeof(int64_t)), aligned(8), may_alias));
 };
+
+// out[l] = base + 2 l + tap[l] for the N lanes of tap (Index lanes: each output's offset in its
+// window; 2 l: the column of its window, stride 2), widened to int64 one register at a time. As
+// a single N-lane int64 vector, wider than a register below AVX-512, GCC spilled it to the stack
+// and stored it 8 bytes at a time.
+template <typename T, int N, typename Tap>
+inline void store_indices(int64_t* out, const Tap& tap, int64_t base) {
+  using L = Lanes<T, N>;
+  constexpr int M = L::kWideLanes;
+  static_assert(sizeof(Tap) == N * sizeof(typename L::Index));
+  for (int q = 0; q < N / M; ++q) {
+    typename L::Part part;
+    std::memcpy(&part, reinterpret_cast<const char*>(&tap) + q * sizeof(part), sizeof(part));
+    typename L::Wide column;  // a constant: a broadcast of base is added once
+    for (int l = 0; l < M; ++l) column[l] = 2 * (q * M + l);
+    *reinterpret_cast<typename L::Wide*>(out + q * M) =
+        __builtin_convertvector(part, typename L::Wide) + (column + base);
+  }
+}
 
 // Calls body(std::integral_constant<int, N>()) for the widest vector, N lanes of T (halving from
 // a full register down to 2), whose outputs fit in a row of Q >= 2.
