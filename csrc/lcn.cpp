@@ -114,25 +114,43 @@ void divide_by_mask(const LcnParams& p, const LcnMaps<T>& maps, const T* in, T* 
   }
 }
 
-// squares += v^2, products += dy v, sums += dy for one channel, v = (x - shift) - mean. The
-// arrays are distinct, which GCC cannot prove of the maps: without __restrict parameters this
-// loop stayed scalar.
+// Channel c (0-based) into the running statistics over the channels at every position, by
+// Welford's update with xs = x - shift and w = 1 / (c + 1): mean += (xs - mean) w and
+// m2 += (xs - mean before) (xs - mean after). After the last channel, m2 = sum_c (xs - mean)^2
+// with no cancellation (sum xs^2 - C mean^2 would lose it all where the spread is small beside
+// the mean), from one read of x rather than a pass for the mean and a second one for the
+// squares. The arrays are distinct, which GCC cannot prove of the maps: without __restrict
+// parameters these loops stay scalar.
 template <typename T>
-void add_channel_sums(const T* __restrict x_c, const T* __restrict dy_c, T shift,
-                      const T* __restrict mean, int64_t HW, T* __restrict squares,
-                      T* __restrict products, T* __restrict sums) {
+void add_channel(const T* __restrict x_c, T shift, T w, int64_t HW, T* __restrict mean,
+                 T* __restrict m2) {
   for (int64_t i = 0; i < HW; ++i) {
-    const T v = (x_c[i] - shift) - mean[i];
-    squares[i] += v * v;
-    products[i] += dy_c[i] * v;
-    sums[i] += dy_c[i];
+    const T xs = x_c[i] - shift, before = xs - mean[i];
+    mean[i] += before * w;
+    m2[i] += before * (xs - mean[i]);
+  }
+}
+
+// The same with dy: also its running mean dy_mean and the co-moment
+// co += (xs - mean before) (dy - dy_mean after), which ends as sum_c (xs - mean) dy.
+template <typename T>
+void add_channel(const T* __restrict x_c, const T* __restrict dy_c, T shift, T w, int64_t HW,
+                 T* __restrict mean, T* __restrict m2, T* __restrict dy_mean, T* __restrict co) {
+  for (int64_t i = 0; i < HW; ++i) {
+    const T xs = x_c[i] - shift, before = xs - mean[i];
+    mean[i] += before * w;
+    m2[i] += before * (xs - mean[i]);
+    dy_mean[i] += (dy_c[i] - dy_mean[i]) * w;
+    co[i] += before * (dy_c[i] - dy_mean[i]);
   }
 }
 
 // Fills maps.shift, maps.mean and maps.sigma for one sample x (C, H, W) and returns c, the mean
-// of sigma. With dy (backward), the pass over the channels that sums v^2 also leaves
-// sum_c dy v in dy_v and sum_c dy in dy_sum, and x_mean = mean_c (x - shift), so that backward
-// reads x and dy only once more.
+// of sigma, from one read of x: with mu = mean_c (x - shift) and m2 = sum_c (x - shift - mu)^2
+// (add_channel), mean_c v^2 = m2 / C + (mu - m)^2 for v = x - shift - m. With dy (backward), the
+// same read of x and dy also leaves sum_c dy v in dy_v (= co + (mu - m) sum_c dy), sum_c dy in
+// dy_sum (C times dy's running mean) and mu in x_mean, so that backward reads x and dy only once
+// more.
 template <typename T>
 T local_statistics(const LcnParams& p, const T* g, const T* x, LcnMaps<T>& maps,
                    const T* dy = nullptr, T* dy_v = nullptr, T* dy_sum = nullptr,
@@ -140,34 +158,32 @@ T local_statistics(const LcnParams& p, const T* g, const T* x, LcnMaps<T>& maps,
   const int64_t HW = p.H * p.W;
   const T inv_c = T(1) / static_cast<T>(p.C);
   const T shift = maps.shift = x[0];
-  for (int64_t i = 0; i < HW; ++i) maps.a[i] = T(0);
-  for (int64_t c = 0; c < p.C; ++c) {
-    const T* x_c = x + c * HW;
-    for (int64_t i = 0; i < HW; ++i) maps.a[i] += x_c[i] - shift;
-  }
-  for (int64_t i = 0; i < HW; ++i) maps.a[i] *= inv_c;
-  if (x_mean != nullptr) {
-    for (int64_t i = 0; i < HW; ++i) x_mean[i] = maps.a[i];
-  }
-  gaussian_filter(p, g, maps.a, maps.tmp, maps.b);
-  divide_by_mask(p, maps, maps.b, maps.mean);
-
-  for (int64_t i = 0; i < HW; ++i) maps.a[i] = T(0);
+  T* mu = maps.a;
+  T* m2 = maps.sigma;  // until sigma is computed
+  for (int64_t i = 0; i < HW; ++i) mu[i] = m2[i] = T(0);
   if (dy == nullptr) {
     for (int64_t c = 0; c < p.C; ++c) {
-      const T* x_c = x + c * HW;
-      for (int64_t i = 0; i < HW; ++i) {
-        const T v = (x_c[i] - shift) - maps.mean[i];
-        maps.a[i] += v * v;
-      }
+      add_channel(x + c * HW, shift, T(1) / static_cast<T>(c + 1), HW, mu, m2);
     }
   } else {
-    for (int64_t i = 0; i < HW; ++i) dy_v[i] = dy_sum[i] = T(0);
+    T* dy_mean = dy_sum;
+    for (int64_t i = 0; i < HW; ++i) dy_mean[i] = dy_v[i] = T(0);
     for (int64_t c = 0; c < p.C; ++c) {
-      add_channel_sums(x + c * HW, dy + c * HW, shift, maps.mean, HW, maps.a, dy_v, dy_sum);
+      add_channel(x + c * HW, dy + c * HW, shift, T(1) / static_cast<T>(c + 1), HW, mu, m2, dy_mean,
+                  dy_v);
+    }
+    for (int64_t i = 0; i < HW; ++i) {
+      x_mean[i] = mu[i];
+      dy_sum[i] = dy_mean[i] * static_cast<T>(p.C);
     }
   }
-  for (int64_t i = 0; i < HW; ++i) maps.a[i] *= inv_c;
+  gaussian_filter(p, g, mu, maps.tmp, maps.b);
+  divide_by_mask(p, maps, maps.b, maps.mean);
+  for (int64_t i = 0; i < HW; ++i) {
+    const T offset = mu[i] - maps.mean[i];
+    if (dy != nullptr) dy_v[i] += offset * dy_sum[i];
+    maps.a[i] = m2[i] * inv_c + offset * offset;  // overwrites mu
+  }
   gaussian_filter(p, g, maps.a, maps.tmp, maps.b);
   divide_by_mask(p, maps, maps.b, maps.sigma);
   T sum = 0;
