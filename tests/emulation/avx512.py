@@ -4,9 +4,10 @@ setup.py, run with CONVKERNELS_EMULATE_AVX512=1 and only the avx512 and portable
 that level's kernel files with the AVX2 flags and the header above, and lets the dispatch pick it
 on an AVX2 CPU. The result goes into a package directory of its own, a copy of the Python sources
 beside the emulated _C and libconvkernels, cached under build/emulation/avx512-<hash of the C++
-sources and the build script>/, so the installed package is untouched and a second test run
-does not rebuild. Importing convkernels with that directory first on sys.path (the working
-directory of `python -m pytest`) and CONVKERNELS_ISA=avx512 runs the AVX-512 code paths.
+sources and the build script>/ (older ones are removed), so the installed package is untouched
+and a second test run does not rebuild. Importing convkernels with that directory first on
+sys.path (the working directory of `python -m pytest`) and CONVKERNELS_ISA=avx512 runs the
+AVX-512 code paths.
 
 Run as a script it builds and prints the package directory (python tests/emulation/avx512.py).
 """
@@ -17,6 +18,11 @@ import pathlib
 import shutil
 import subprocess
 import sys
+
+try:
+    from emulation.build import prune_stale
+except ImportError:  # run as a script: tests/emulation itself is on sys.path
+    from build import prune_stale
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 HERE = pathlib.Path(__file__).resolve().parent
@@ -60,6 +66,7 @@ def package_dir():
     built = out / "lib" / "convkernels"
     if not (built / "lib" / "libconvkernels.so").exists():
         _build(out)
+    prune_stale(out)
     package = out / "package" / "convkernels"
     shutil.rmtree(package, ignore_errors=True)
     shutil.copytree(

@@ -1,7 +1,7 @@
 """Builds the CUDA kernels (cuda/*.cu) for the host emulation (cuda_host.h), for the tests.
 
-Two kinds of build, each cached under build/emulation/<hash of sources and flags>/ so a test run
-compiles only what changed:
+Two kinds of build, each cached under build/emulation/<kind>-<hash of sources and flags>/ so a
+test run compiles only what changed (older builds of a kind are removed when it is used):
 
 - the Python module _cuda_emulated: cuda/*.cu and cuda/bindings.cpp compiled as C++ with
   -DCK_CUDA_EMULATION, linked against libconvkernels (params.cpp) like the real _cuda;
@@ -97,6 +97,16 @@ def _link(objects, out, flags, shared):
     return out
 
 
+def prune_stale(current):
+    """Removes the other cached builds of current's kind (its name up to the hash): builds are
+    keyed by a hash of their inputs, so once those change the older ones are never used again
+    (they added up to half a gigabyte over a few sessions)."""
+    kind = current.name.rsplit("-", 1)[0]
+    for other in current.parent.glob(kind + "-*"):
+        if other != current and other.name.rsplit("-", 1)[0] == kind:
+            shutil.rmtree(other, ignore_errors=True)
+
+
 def emulated_module():
     """The directory holding _cuda_emulated (built if needed); put it on sys.path to import."""
     import pybind11
@@ -110,6 +120,7 @@ def emulated_module():
     target = out_dir / ("_cuda_emulated" + sysconfig.get_config_var("EXT_SUFFIX"))
     if not target.exists():
         _link(_compile_all(sources, flags, out_dir), target, ["-fPIC"], shared=True)
+    prune_stale(out_dir)
     return out_dir
 
 
@@ -121,6 +132,7 @@ def sanitizer_driver(kind):
     target = out_dir / "driver"
     if not target.exists():
         _link(_compile_all(sources, flags, out_dir), target, SANITIZERS[kind], shared=False)
+    prune_stale(out_dir)
     return target
 
 
