@@ -1,4 +1,5 @@
-"""pytest-benchmark: convolutions (LeNet-5, cuda-convnet CIFAR-10, AlexNet) in 3 directions."""
+"""pytest-benchmark: convolutions (LeNet-5, cuda-convnet CIFAR-10, AlexNet) in 3 directions,
+and forward with bias and ReLU fused for a few of them."""
 
 import pytest
 from bench_helpers import params, run_benchmark

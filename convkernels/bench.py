@@ -64,6 +64,9 @@ __all__ = [
 # ----------------------------------------------------------------------------- the registry
 
 
+CONV_DIRECTIONS = ("fwd", "bwd-input", "bwd-weight")
+
+
 @dataclasses.dataclass(frozen=True)
 class ConvLayer:
     """A convolution layer: x (N, C, H, W) * w (K, C/groups, R, S), square stride/padding."""
@@ -83,9 +86,15 @@ class ConvLayer:
     batches: tuple = (64,)
     reference: bool = False  # small enough to time the NumPy reference too
     quick: bool = False  # part of --quick (first batch only)
+    # Also a "fwd+ReLU" row: bias and ReLU fused into conv2d against PyTorch's conv2d + relu_.
+    # Not among the conv rows of the geometric mean (which compares the convolutions alone).
+    fused_relu: bool = False
 
     kind = "conv"
-    directions = ("fwd", "bwd-input", "bwd-weight")
+
+    @property
+    def directions(self):
+        return CONV_DIRECTIONS + (("fwd+ReLU",) if self.fused_relu else ())
 
     @property
     def output_size(self):
@@ -169,25 +178,25 @@ FAMILIES = (LENET, CIFAR, ALEXNET)
 CONV_LAYERS = (
     # LeNet-5 (LeCun et al. 1998), at batch 64 and 256
     ConvLayer("lenet-c1", "LeNet C1 1→6 5×5 32²", LENET, 1, 6, 32, 32, 5, 5,
-              batches=(64, 256), reference=True, quick=True),
+              batches=(64, 256), reference=True, quick=True, fused_relu=True),
     ConvLayer("lenet-c3", "LeNet C3 6→16 5×5 14²", LENET, 6, 16, 14, 14, 5, 5,
               batches=(64, 256), reference=True, quick=True),
     ConvLayer("lenet-c5", "LeNet C5 16→120 5×5 5²", LENET, 16, 120, 5, 5, 5, 5,
               batches=(64, 256), reference=True, quick=True),
     # cuda-convnet's CIFAR-10 net (layers-18pct), batch 128
     ConvLayer("cifar-c1", "CIFAR c1 3→32 5×5 p2 32²", CIFAR, 3, 32, 32, 32, 5, 5,
-              padding=2, batches=(128,)),
+              padding=2, batches=(128,), fused_relu=True),
     ConvLayer("cifar-c2", "CIFAR c2 32→32 5×5 p2 16²", CIFAR, 32, 32, 16, 16, 5, 5,
               padding=2, batches=(128,), quick=True),
     ConvLayer("cifar-c3", "CIFAR c3 32→64 5×5 p2 8²", CIFAR, 32, 64, 8, 8, 5, 5,
               padding=2, batches=(128,)),
     # AlexNet (Krizhevsky et al. 2012), the two towers as groups=2, batch 16 (--batch alexnet=32)
     ConvLayer("alexnet-conv1", "AlexNet conv1 3→96 11×11 s4 p2 224²", ALEXNET,
-              3, 96, 224, 224, 11, 11, stride=4, padding=2, batches=(16,)),
+              3, 96, 224, 224, 11, 11, stride=4, padding=2, batches=(16,), fused_relu=True),
     ConvLayer("alexnet-conv2", "AlexNet conv2 96→256 5×5 p2 g2 27²", ALEXNET,
               96, 256, 27, 27, 5, 5, padding=2, groups=2, batches=(16,)),
     ConvLayer("alexnet-conv3", "AlexNet conv3 256→384 3×3 p1 13²", ALEXNET,
-              256, 384, 13, 13, 3, 3, padding=1, batches=(16,)),
+              256, 384, 13, 13, 3, 3, padding=1, batches=(16,), fused_relu=True),
     ConvLayer("alexnet-conv4", "AlexNet conv4 384→384 3×3 p1 g2 13²", ALEXNET,
               384, 384, 13, 13, 3, 3, padding=1, groups=2, batches=(16,)),
     ConvLayer("alexnet-conv5", "AlexNet conv5 384→256 3×3 p1 g2 13²", ALEXNET,
@@ -426,6 +435,13 @@ def _prepare_conv(case, rng, torch):
         torch_fn = lambda: F.conv2d(tx, tw, None, s, p, 1, g)  # noqa: E731
         ref_fn = lambda: reference.conv2d(x, w, None, s, p, 1, g)  # noqa: E731
         reduction = L.C // g * L.R * L.S
+    elif case.direction == "fwd+ReLU":
+        b = _randn(rng, (L.K,))
+        tb = None if torch is None else torch.from_numpy(b)
+        ck_fn = lambda: ck.conv2d(x, w, b, s, p, 1, g, relu=True)  # noqa: E731
+        torch_fn = lambda: torch.relu_(F.conv2d(tx, tw, tb, s, p, 1, g))  # noqa: E731
+        ref_fn = lambda: np.maximum(reference.conv2d(x, w, b, s, p, 1, g), 0)  # noqa: E731
+        reduction = L.C // g * L.R * L.S + 1
     elif case.direction == "bwd-input":
         ck_fn = lambda: ck.conv2d_backward_input(dy, w, x.shape, s, p, 1, g)  # noqa: E731
         torch_fn = lambda: torch.nn.grad.conv2d_input(x.shape, tw, tdy, s, p, 1, g)  # noqa: E731
@@ -851,7 +867,11 @@ def _run_case(case, settings, torch, peak_gflops, copy_gbs):
 
 def summarize(rows):
     """Geometric mean of the speed-ups over the conv rows; the row with the lowest speed-up."""
-    conv = [r["speedup"] for r in rows if r["kind"] == "conv" and r.get("speedup")]
+    conv = [
+        r["speedup"]
+        for r in rows
+        if r["kind"] == "conv" and r["direction"] in CONV_DIRECTIONS and r.get("speedup")
+    ]
     timed = [r for r in rows if r.get("speedup")]
     worst = min(timed, key=lambda r: r["speedup"]) if timed else None
     return {

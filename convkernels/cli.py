@@ -173,7 +173,8 @@ def main(argv=None):
     bench = commands.add_parser(
         "bench", help="time every kernel against PyTorch and the NumPy reference",
         description="Validate, then time, every layer preset (LeNet-5, CIFAR, AlexNet convs in "
-        "three directions; pooling, ReLU, LRN, LCN; SGEMM) with convkernels, PyTorch and the "
+        "three directions, some also forward with bias and ReLU fused; pooling, ReLU, LRN, LCN; "
+        "SGEMM) with convkernels, PyTorch and the "
         "NumPy reference in one process on the same threads, interleaved; medians.",
     )  # fmt: skip
     bench.add_argument(

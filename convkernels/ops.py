@@ -67,8 +67,13 @@ def _pool_args(be, op, kernel_size, stride, padding, ceil_mode, count_include_pa
     )
 
 
-def conv2d(x, w, b=None, stride=1, padding=0, dilation=1, groups=1, *, out=None):
-    """y = x ⋆ w + b. x: (N, C, H, W), w: (K, C/groups, R, S), b: (K,) or None -> (N, K, P, Q)."""
+def conv2d(x, w, b=None, stride=1, padding=0, dilation=1, groups=1, *, relu=False, out=None):
+    """y = x ⋆ w + b. x: (N, C, H, W), w: (K, C/groups, R, S), b: (K,) or None -> (N, K, P, Q).
+
+    relu=True returns relu(x ⋆ w + b), the same values as ``relu(conv2d(...))``, with the ReLU
+    applied as each part of y is written (no second pass over y). Its gradient is
+    ``relu_backward(dy, y)`` on that output, then the backward of the convolution.
+    """
     op = "conv2d"
     be = backend(op, ("x", x), ("w", w), ("b", b), ("out", out))
     b = None if b is None else be.array(b, op, "b")
@@ -78,6 +83,7 @@ def conv2d(x, w, b=None, stride=1, padding=0, dilation=1, groups=1, *, out=None)
         be.array(w, op, "w"),
         b,
         _conv_args(be, op, stride, padding, dilation, groups),
+        as_bool(relu, op, "relu"),
         be.out(out, op),
     )
 

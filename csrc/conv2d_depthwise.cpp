@@ -122,6 +122,9 @@ void conv2d_forward_depthwise(const Conv2dParams& p, const T* x, const T* w, con
           }
         }
       });
+      if (p.relu) {
+        for (int64_t i = 0; i < p.P * p.Q; ++i) y_plane[i] = relu_if(true, y_plane[i]);
+      }
     }
   });
 }

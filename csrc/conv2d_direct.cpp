@@ -230,6 +230,7 @@ void pad_sample(const Conv2dParams& p, const T* x_n, int64_t plane, int64_t samp
 template <typename T, int F, int NV>
 void forward_direct_with(const Conv2dParams& p, const T* x, const T* w, const T* b, T* y) {
   constexpr int kTileWidth = NV * Simd<T>::kLanes;
+  const bool relu = p.relu;  // a local: GCC cannot tell that writes to y leave p alone
   const int64_t Cg = p.C / p.groups, Kg = p.K / p.groups, RS = p.R * p.S;
   const int64_t Hp = p.H + 2 * p.pad.h, Wp = p.W + 2 * p.pad.w, plane = Hp * Wp;
   const int64_t positions = p.P * Wp, tiles = (positions + kTileWidth - 1) / kTileWidth;
@@ -295,7 +296,7 @@ void forward_direct_with(const Conv2dParams& p, const T* x, const T* w, const T*
             const T bias = b != nullptr ? b[filter] : T(0);
             T* dst = y + ((n * p.K + filter) * p.P + oh) * p.Q + ow;
             const T* src = &out[k][j];
-            for (int64_t i = 0; i < keep; ++i) dst[i] = src[i] + bias;
+            for (int64_t i = 0; i < keep; ++i) dst[i] = relu_if(relu, src[i] + bias);
           }
           j += run;
         }

@@ -133,6 +133,7 @@ double conv2d_forward_nhwc_yield(const Conv2dParams& p) {
 template <typename T>
 void conv2d_forward_nhwc(const Conv2dParams& p, const T* x, const T* w, const T* b, T* y) {
   constexpr int L = Simd<T>::kLanes;
+  const bool relu = p.relu;  // a local: GCC cannot tell that writes to y leave p alone
   Layout d;
   d.Cg = p.C / p.groups, d.Kg = p.K / p.groups, d.Kpad = round_up(d.Kg, L);
   d.Hp = p.H + 2 * p.pad.h, d.Wp = p.W + 2 * p.pad.w, d.plane = d.Hp * d.Wp;
@@ -184,10 +185,15 @@ void conv2d_forward_nhwc(const Conv2dParams& p, const T* x, const T* w, const T*
     }
     T* y_row = y + (n * p.K + g * d.Kg) * PQ + oh * p.Q;
     transpose(row_t, d.Kpad, p.Q, d.Kg, y_row, PQ);
-    if (b == nullptr) continue;
+    if (b == nullptr && !relu) continue;
     for (int64_t k = 0; k < d.Kg; ++k) {
+      T* y_k = y_row + k * PQ;
+      if (b == nullptr) {
+        for (int64_t q = 0; q < p.Q; ++q) y_k[q] = relu_if(true, y_k[q]);
+        continue;
+      }
       const T bias = b[g * d.Kg + k];
-      for (int64_t q = 0; q < p.Q; ++q) y_row[k * PQ + q] += bias;
+      for (int64_t q = 0; q < p.Q; ++q) y_k[q] = relu_if(relu, y_k[q] + bias);
     }
   }
 }

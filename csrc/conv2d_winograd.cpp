@@ -412,8 +412,8 @@ void transform_inputs(const Conv2dParams& p, const WinogradDims& d, const T* x_g
   }
 }
 
-// y (tile, filter k) = A^T m A (+ bias) for the block's tiles, m[xi] = M[xi][k][tile]; parts of
-// tiles past the output's edge are dropped.
+// y (tile, filter k) = A^T m A (+ bias, then ReLU if p.relu) for the block's tiles, m[xi] =
+// M[xi][k][tile]; parts of tiles past the output's edge are dropped.
 template <typename F, typename T>
 void transform_outputs(const Conv2dParams& p, const WinogradDims& d, const T* m, int64_t ldm,
                        const BlockLayout& layout, int64_t count, const T* bias_g, T* y_g) {
@@ -430,7 +430,10 @@ void transform_outputs(const Conv2dParams& p, const WinogradDims& d, const T* m,
       }
       for (int b = 0; b < kAlpha; ++b) F::output_1d(in + b, kAlpha, half + b, kAlpha);  // columns
       for (int i = 0; i < F::kOut; ++i) F::output_1d(half + i * kAlpha, 1, out + i * F::kOut, 1);
-      for (int i = 0; i < F::kOut * F::kOut; ++i) *reinterpret_cast<Vec*>(tile[i]) = out[i] + bias;
+      for (int i = 0; i < F::kOut * F::kOut; ++i) {
+        const Vec v = out[i] + bias;
+        *reinterpret_cast<Vec*>(tile[i]) = p.relu ? relu_lanes(v) : v;
+      }
       const int lanes = static_cast<int>(std::min<int64_t>(L, count - lane0));
       for (int l = 0; l < lanes; ++l) {
         const TileAt& q = layout.tile[lane0 + l];

@@ -74,6 +74,20 @@ inline int team_size() {
 #endif
 }
 
+// ReLU as relu.cpp computes it (slope 0), where `relu` says: v > 0 stays, NaN stays NaN,
+// anything else (-0 included) is 0. For the ReLU fused into convolution forward. In this form
+// GCC vectorises the loops that call it (with `v < 0 ? 0 : v` it kept them scalar, branching).
+template <typename T>
+inline T relu_if(bool relu, T v) {
+  return relu && !(v > T(0)) && v == v ? T(0) : v;
+}
+
+// The same ReLU on a GCC vector of lanes, branch-free.
+template <typename V>
+inline V relu_lanes(V v) {
+  return (v > V{}) | (v != v) ? v : V{};
+}
+
 // A scratch array of `count` elements aligned to 64 bytes, owned for one kernel call.
 template <typename T>
 class Scratch {

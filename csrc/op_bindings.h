@@ -279,7 +279,7 @@ Shape4 shape_arg(const Shape4& s, const char* op, const char* name) {
 }
 
 template <class B>
-py::array conv2d(py::handle x_obj, py::handle w_obj, py::handle b_obj, ConvArgs args,
+py::array conv2d(py::handle x_obj, py::handle w_obj, py::handle b_obj, ConvArgs args, bool relu,
                  py::handle out) {
   const char* op = "conv2d";
   const py::array x = input<B>(x_obj, op, "x"), w = input<B>(w_obj, op, "w");
@@ -296,7 +296,8 @@ py::array conv2d(py::handle x_obj, py::handle w_obj, py::handle b_obj, ConvArgs 
            ",) (one bias per filter of w), got " + shape_str(b));
     }
   }
-  const Conv2dParams p = conv_params(shape4(x), shape4(w), args, ConvArgNames{});
+  Conv2dParams p = conv_params(shape4(x), shape4(w), args, ConvArgNames{});
+  p.relu = relu;
   return by_dtype(dtype, [&](auto t) -> py::array {
     using T = decltype(t);
     py::array y = output<B, T>(out, {p.N, p.K, p.P, p.Q}, op, "out",
@@ -694,7 +695,7 @@ void def_ops(py::module_& m) {
 
   // out: None, or the caller's buffer for the result (see output()); max_pool2d takes two.
   const auto out = py::arg("out") = py::none();
-  m.def("conv2d", &conv2d<B>, "x"_a, "w"_a, "b"_a, "args"_a, out);
+  m.def("conv2d", &conv2d<B>, "x"_a, "w"_a, "b"_a, "args"_a, "relu"_a, out);
   m.def("conv2d_backward_input", &conv2d_backward_input<B>, "dy"_a, "w"_a, "input_shape"_a,
         "args"_a, out);
   m.def("conv2d_backward_weight", &conv2d_backward_weight<B>, "x"_a, "dy"_a, "weight_shape"_a,

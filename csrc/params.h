@@ -26,6 +26,7 @@ struct Conv2dParams {
   Hw stride{1, 1}, pad{0, 0}, dilation{1, 1};
   int64_t groups = 1;
   int64_t P = 0, Q = 0;  // output y: (N, K, P, Q), filled in by conv2d_check
+  bool relu = false;     // forward only: y = relu(conv + bias), applied as y is written
 };
 
 struct Pool2dParams {

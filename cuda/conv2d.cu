@@ -104,7 +104,8 @@ __device__ __forceinline__ T im2col_entry(const Conv2dParams& p, const T* x, int
   return x[((n * p.C + g * (p.C / p.groups) + c) * p.H + h) * p.W + w];
 }
 
-// Forward: A = w (Kg x Cg RS per group), B = the implicit im2col of x, out = y (+ bias).
+// Forward: A = w (Kg x Cg RS per group), B = the implicit im2col of x, out = y (+ bias), through
+// the ReLU where p.relu asks for it (as relu.cu computes it: NaN stays, -0 becomes 0).
 template <typename T>
 struct ForwardProblem {
   Conv2dParams p;
@@ -124,7 +125,8 @@ struct ForwardProblem {
   __device__ T b(int64_t g, int64_t k, int64_t n) const { return im2col_entry(p, x, g, k, n); }
   __device__ void store(int64_t g, int64_t m, int64_t n, T v) const {
     const int64_t k = g * kg() + m, n_ = n / (p.P * p.Q), pq = n % (p.P * p.Q);
-    y[(n_ * p.K + k) * p.P * p.Q + pq] = bias != nullptr ? v + bias[k] : v;
+    const T out = bias != nullptr ? v + bias[k] : v;
+    y[(n_ * p.K + k) * p.P * p.Q + pq] = p.relu && !(out > T(0)) && out == out ? T(0) : out;
   }
 };
 

@@ -80,7 +80,15 @@ def test_bench_list_filter_and_batch(capsys):
 
 def test_registry():
     every = bench.cases()
-    assert len(every) == len({c.id for c in every}) == 57
+    assert len(every) == len({c.id for c in every}) == 62
+    fused = [c.id for c in every if c.direction == "fwd+ReLU"]
+    assert fused == [
+        "lenet-c1/b64/fwd+ReLU",
+        "lenet-c1/b256/fwd+ReLU",
+        "cifar-c1/b128/fwd+ReLU",
+        "alexnet-conv1/b16/fwd+ReLU",
+        "alexnet-conv3/b16/fwd+ReLU",
+    ]
     assert {c.kind for c in every} == set(bench.KINDS)
     conv1 = next(c for c in every if c.id == "alexnet-conv1/b16/fwd")
     assert conv1.spec.output_size == (55, 55)
@@ -91,7 +99,7 @@ def test_registry():
     assert relu.metric == "GB/s" and relu.work == 3 * 4 * 16 * 96 * 55 * 55
     pool = next(c for c in every if c.id == "alexnet-maxpool3x3s2/b16/fwd")
     assert pool.work == 4 * 16 * 96 * (55 * 55 + 3 * 27 * 27)  # x, y and int64 indices
-    assert [c.batch for c in bench.cases(filters=["lenet-c1/"])] == [64] * 3 + [256] * 3
+    assert [c.batch for c in bench.cases(filters=["lenet-c1/"])] == [64] * 4 + [256] * 4
     assert {c.batch for c in bench.cases(kinds=("conv",), batch=8)} == {8}
     quick = bench.cases(quick=True)
     assert 0 < len(quick) < len(every) and set(quick) <= set(every)

@@ -7,6 +7,7 @@ from helpers import (
     assert_close,
     check_each_isa,
     directional_gradcheck,
+    each_isa,
     needs_torch,
     torch,
     unchanged,
@@ -188,6 +189,45 @@ def test_real_layer_shapes(layer):
         seed=len(layer[0]),
     )
     check_conv_against_reference(cfg, np.float32)
+
+
+def check_fused_relu(cfg, dtype):
+    """conv2d(relu=True) gives relu(conv2d(...)) bit for bit on every ISA and algorithm,
+    NaN and signed zeros included."""
+    x, w, b, kw, _ = make_conv(cfg, dtype)
+    x.flat[:: max(1, x.size // 3)] = np.nan  # NaN outputs must stay NaN
+    w[-1] = -0.0  # the last filter's sums are zeros of either sign: the ReLU's 0
+    if b is not None:
+        b[-1] = 0.0
+    for isa, (fused, unfused) in each_isa(
+        lambda: (ck.conv2d(x, w, b, relu=True, **kw), ck.relu(ck.conv2d(x, w, b, **kw))),
+        conv_algorithms=CONV_ALGORITHMS,
+    ).items():
+        np.testing.assert_array_equal(fused, unfused, err_msg=isa)
+        assert np.array_equal(np.signbit(fused), np.signbit(unfused)), isa
+        assert not np.any(np.signbit(fused[~np.isnan(fused)])), isa  # no negatives, no -0
+
+
+@pytest.mark.parametrize("layer", LAYERS, ids=[layer[0] for layer in LAYERS])
+@pytest.mark.parametrize("bias", [True, False], ids=["bias", "no-bias"])
+def test_conv2d_fused_relu_on_real_layers(layer, bias):
+    # Every forward path: direct (LeNet C1), filters in lanes (C3, AlexNet conv1), fully
+    # connected (C5), depthwise (S2), Winograd (CIFAR c2-c3, AlexNet conv2-5), GEMM (forced).
+    _, N, C, H, K, R, stride, padding, groups = layer
+    cfg = dict(N=N, C=C, K=K, H=H, W=H, R=R, S=R, stride=stride, padding=padding, dilation=1)
+    check_fused_relu(dict(cfg, groups=groups, bias=bias, seed=len(layer[0])), np.float32)
+
+
+@settings(max_examples=40)
+@given(st.booleans().flatmap(lambda depthwise: conv_configs(4, depthwise)))
+def test_conv2d_fused_relu(cfg):
+    check_fused_relu(cfg, np.float64)
+
+
+def test_conv2d_relu_must_be_a_bool():
+    x, w = np.ones((1, 1, 3, 3), np.float32), np.ones((1, 1, 2, 2), np.float32)
+    with pytest.raises(TypeError, match=r"^conv2d: relu must be a bool, got str$"):
+        ck.conv2d(x, w, relu="yes")
 
 
 @needs_torch

@@ -116,6 +116,9 @@ def test_conv2d_emulated(dev, case, dtype):
     expected = ref.conv2d(x, w, b, **args)
     reduction = C // groups * R * S
     assert_close(host(ck.conv2d(dev(x), dev(w), dev(b), **args)), expected, dtype, reduction)
+    fused = host(ck.conv2d(dev(x), dev(w), dev(b), relu=True, **args))
+    np.testing.assert_array_equal(fused, host(ck.relu(ck.conv2d(dev(x), dev(w), dev(b), **args))))
+    assert fused.min() >= 0 and np.any(fused == 0) and np.any(fused > 0)
     dy = rng.standard_normal(expected.shape).astype(dtype)
     dx = host(ck.conv2d_backward_input(dev(dy), dev(w), x.shape, **args))
     assert_close(dx, ref.conv2d_backward_input(dy, w, x.shape, **args), dtype, K * R * S)

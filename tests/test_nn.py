@@ -118,6 +118,41 @@ def test_masked_conv_keeps_its_connection_table():
     assert np.all(conv.weight.data[table == 0] == 0)
 
 
+def test_sequential_fuses_conv_and_relu(monkeypatch):
+    """Conv2d + ReLU run as conv2d(relu=True): the same outputs and gradients, bit for bit, as
+    the layers one by one, with no separate ReLU pass (a ReLU with a slope is never fused)."""
+    rng = np.random.default_rng(3)
+    x = rng.standard_normal((4, 3, 12, 12)).astype(np.float32)
+
+    def network(fuse):
+        return nn.Sequential(
+            nn.Conv2d(3, 8, 3, padding=1, rng=np.random.default_rng(1)),
+            nn.ReLU(),
+            nn.MaxPool2d(2),
+            nn.Conv2d(8, 8, 3, rng=np.random.default_rng(2)),
+            nn.ReLU(0.1),  # leaky: stays a layer of its own
+            nn.Flatten(),
+            fuse=fuse,
+        )
+
+    relu_calls = []
+    real_relu = nn.layers.ops.relu
+    monkeypatch.setattr(
+        nn.layers.ops, "relu", lambda *a, **k: relu_calls.append(1) or real_relu(*a, **k)
+    )
+    results = {}
+    for fuse in (True, False):
+        net, relu_calls[:] = network(fuse), []
+        y = net.forward(x)
+        dy = np.random.default_rng(4).standard_normal(y.shape).astype(np.float32)
+        dx = net.backward(dy)
+        results[fuse] = [y] + [p.grad for _, p in net.parameters()]
+        assert dx is None  # the first layer needs no input gradient
+        assert len(relu_calls) == (1 if fuse else 2)
+    for fused, separate in zip(results[True], results[False], strict=True):
+        np.testing.assert_array_equal(fused, separate)
+
+
 def test_dropout_train_and_eval():
     layer = nn.Dropout(0.5, rng=np.random.default_rng(0))
     x = np.ones((1000,), np.float32)

@@ -108,11 +108,12 @@ class Conv2d(Layer):
         weights = self.weight.size if self.mask is None else int(self.mask.sum())
         return weights + (self.bias.size if self.bias else 0)
 
-    def forward(self, x):
+    def forward(self, x, relu=False):
+        """relu=True: relu(conv), fused into the kernel (Sequential asks for it when a ReLU
+        follows)."""
         self.x = x
-        return ops.conv2d(
-            x, self.weight.data, self.bias.data if self.bias else None, **self.conv_args
-        )
+        bias = self.bias.data if self.bias else None
+        return ops.conv2d(x, self.weight.data, bias, relu=relu, **self.conv_args)
 
     def backward(self, dy):
         self.weight.grad = ops.conv2d_backward_weight(
@@ -220,6 +221,15 @@ class ReLU(Layer):
     def forward(self, x):
         self.x = x
         return ops.relu(x, self.negative_slope)
+
+    def fused_forward(self, y):
+        """Takes y = relu(x) that the layer before computed with the ReLU fused in (Conv2d);
+        backward then reads y in place of x: with slope 0 both are positive at the same places,
+        the only thing the gradient asks."""
+        if self.negative_slope != 0:
+            raise ValueError("ReLU: only a ReLU with negative_slope 0 can be fused")
+        self.x = y
+        return y
 
     def backward(self, dy):
         return ops.relu_backward(dy, self.x, self.negative_slope)
@@ -390,11 +400,20 @@ class Scale(Layer):
         return dy * dy.dtype.type(self.factor)
 
 
-class Sequential(Layer):
-    """Layers applied in order; backward runs them in reverse."""
+def _fusable(layer, following):
+    """A Conv2d whose output goes straight into a ReLU without slope: conv2d(relu=True)."""
+    return type(layer) is Conv2d and type(following) is ReLU and following.negative_slope == 0
 
-    def __init__(self, *layers):
+
+class Sequential(Layer):
+    """Layers applied in order; backward runs them in reverse. A Conv2d followed by a ReLU
+    (slope 0) runs as one kernel, the ReLU applied as the convolution writes its output (one
+    pass less over the activation); fuse=False runs every layer by itself. The results are the
+    same bit for bit."""
+
+    def __init__(self, *layers, fuse=True):
         self.layers = list(layers)
+        self.fuse = fuse
         if self.layers:
             self.layers[0].needs_input_grad = False
 
@@ -421,8 +440,16 @@ class Sequential(Layer):
         return self
 
     def forward(self, x):
-        for layer in self.layers:
+        i = 0
+        while i < len(self.layers):
+            layer = self.layers[i]
+            following = self.layers[i + 1] if i + 1 < len(self.layers) else None
+            if self.fuse and _fusable(layer, following):
+                x = following.fused_forward(layer.forward(x, relu=True))
+                i += 2
+                continue
             x = layer.forward(x)
+            i += 1
         return x
 
     def backward(self, dy):
