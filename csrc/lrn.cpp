@@ -28,9 +28,12 @@ namespace {
 // of memory that the hardware prefetcher streams. Tiles of 256 positions (a 1 KB row every 12 KB
 // at AlexNet's 55 x 55) were short strided streams it caught on to late, even with software
 // prefetches a few channels ahead; whole rows without them measured 1.2x faster forward and
-// 1.4-1.5x backward (2 threads, 96 x 55 x 55, batch 16 and 32; equal on 1 thread). Rows are
-// split further where there are fewer tasks than threads.
+// 1.15-1.5x backward (2 threads, 96 x 55 x 55, batch 16 and 32; equal on 1 thread). Tiles are
+// narrower where the channel window is so wide that backward's two rings of window rows would
+// outgrow kWindowBytes (AlexNet's 5 channels take 160 KB), so the scratch stays that small for
+// any window, and where there are fewer tasks than threads.
 constexpr int64_t kMaxTileBytes = 16 * 1024;
+constexpr int64_t kWindowBytes = 256 * 1024;
 
 struct Tiling {
   int64_t width = 0;  // positions per tile (the last one may be narrower)
@@ -41,7 +44,10 @@ template <typename T>
 Tiling plan_tiles(const LrnParams& p) {
   const int64_t HW = p.H * p.W;
   if (HW == 0) return {};
-  int64_t count = ceil_div(HW, kMaxTileBytes / static_cast<int64_t>(sizeof(T)));
+  const int64_t rows = std::min(p.size, p.C), bytes = static_cast<int64_t>(sizeof(T));
+  const int64_t max_width =
+      std::max(64 / bytes, std::min(kMaxTileBytes, kWindowBytes / (2 * rows)) / bytes);
+  int64_t count = ceil_div(HW, max_width);
   if (p.N * count < max_threads()) count = std::min(HW, ceil_div(max_threads(), p.N));
   const int64_t width = std::min(HW, round_up(ceil_div(HW, count), 64 / sizeof(T)));
   return {width, ceil_div(HW, width)};

@@ -218,7 +218,8 @@ def test_lrn_alexnet_activations():
         # split in two where one sample would leave a thread idle
         ((2, 20, 17, 19), 1),
         ((1, 20, 17, 19), 2),
-        # 65 x 67 = 4355 positions: rows over 16 KB, split into 2 tiles (float) or 3 (double)
+        # 65 x 67 = 4355 positions: rows over 16 KB, split into 2 tiles (float) or 3 (double),
+        # more for windows of 20 channels (backward keeps two rings of window rows)
         ((1, 20, 65, 67), 1),
     ],
 )
