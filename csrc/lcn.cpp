@@ -166,7 +166,7 @@ T local_statistics(const LcnParams& p, const T* g, const T* x, LcnMaps<T>& maps,
       add_channel(x + c * HW, shift, T(1) / static_cast<T>(c + 1), HW, mu, m2);
     }
   } else {
-    T* dy_mean = dy_sum;
+    T* dy_mean = dy_sum;  // dy's running mean, in the map that then holds C times it
     for (int64_t i = 0; i < HW; ++i) dy_mean[i] = dy_v[i] = T(0);
     for (int64_t c = 0; c < p.C; ++c) {
       add_channel(x + c * HW, dy + c * HW, shift, T(1) / static_cast<T>(c + 1), HW, mu, m2, dy_mean,
