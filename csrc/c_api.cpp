@@ -153,9 +153,10 @@ ConvSizes conv_sizes(const Conv2dParams& p) {
 
 template <typename T>
 ck_status conv2d_forward(const char* fn, const ck_conv2d_params* c, const T* x, const T* w,
-                         const T* b, T* y) {
+                         const T* b, T* y, bool relu = false) {
   return guarded(fn, [&] {
-    const Conv2dParams p = conv_params(fn, c);
+    Conv2dParams p = conv_params(fn, c);
+    p.relu = relu;
     check_output_size(fn, c->P, c->Q, p.P, p.Q, "ck_conv2d_check");
     not_null(fn, {{x, "x"}, {w, "w"}, {y, "y"}});
     const ConvSizes n = conv_sizes(p);
@@ -508,6 +509,14 @@ ck_status ck_conv2d_forward_f32(const ck_conv2d_params* p, const float* x, const
 ck_status ck_conv2d_forward_f64(const ck_conv2d_params* p, const double* x, const double* w,
                                 const double* b, double* y) {
   return conv2d_forward("ck_conv2d_forward_f64", p, x, w, b, y);
+}
+ck_status ck_conv2d_forward_relu_f32(const ck_conv2d_params* p, const float* x, const float* w,
+                                     const float* b, float* y) {
+  return conv2d_forward("ck_conv2d_forward_relu_f32", p, x, w, b, y, true);
+}
+ck_status ck_conv2d_forward_relu_f64(const ck_conv2d_params* p, const double* x, const double* w,
+                                     const double* b, double* y) {
+  return conv2d_forward("ck_conv2d_forward_relu_f64", p, x, w, b, y, true);
 }
 ck_status ck_conv2d_backward_input_f32(const ck_conv2d_params* p, const float* dy, const float* w,
                                        float* dx) {

@@ -300,6 +300,11 @@ def test_every_c_function_matches_python(lib, dtype):
         out = _nan(y.shape, dtype)
         _ok(lib, "ck_conv2d_forward" + sfx, ctypes.byref(cp), _p(x), _p(w), _p(bias), _p(out))
         np.testing.assert_array_equal(out, ck.conv2d(x, w, bias, **conv))
+        out = _nan(y.shape, dtype)
+        fused = "ck_conv2d_forward_relu" + sfx
+        _ok(lib, fused, ctypes.byref(cp), _p(x), _p(w), _p(bias), _p(out))
+        np.testing.assert_array_equal(out, ck.conv2d(x, w, bias, relu=True, **conv))
+        assert np.all(out >= 0) and np.any(out == 0)
     dy = a(*y.shape)
     out = _nan(x.shape, dtype)
     _ok(lib, "ck_conv2d_backward_input" + sfx, ctypes.byref(cp), _p(dy), _p(w), _p(out))

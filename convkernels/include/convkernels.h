@@ -129,6 +129,8 @@ CK_API ck_status ck_pool2d_check(ck_pool2d_params* p);
 
 /* ---- conv2d (cross-correlation, as PyTorch) -------------------------------------------------
  * forward:         x (N, C, H, W), w (K, C/groups, R, S), b (K) or NULL -> y (N, K, P, Q)
+ * forward_relu:    the same, y = relu(conv + b) with the ReLU applied as y is written (the
+ *                  values of ck_relu_forward, slope 0, on forward's y: NaN stays, -0 becomes 0)
  * backward_input:  dy (N, K, P, Q), w                                  -> dx (N, C, H, W)
  * backward_weight: x, dy                                               -> dw (K, C/groups, R, S)
  * backward_bias:   dy                                                  -> db (K)
@@ -137,6 +139,10 @@ CK_API ck_status ck_conv2d_forward_f32(const ck_conv2d_params* p, const float* x
                                        const float* b, float* y);
 CK_API ck_status ck_conv2d_forward_f64(const ck_conv2d_params* p, const double* x, const double* w,
                                        const double* b, double* y);
+CK_API ck_status ck_conv2d_forward_relu_f32(const ck_conv2d_params* p, const float* x,
+                                            const float* w, const float* b, float* y);
+CK_API ck_status ck_conv2d_forward_relu_f64(const ck_conv2d_params* p, const double* x,
+                                            const double* w, const double* b, double* y);
 CK_API ck_status ck_conv2d_backward_input_f32(const ck_conv2d_params* p, const float* dy,
                                               const float* w, float* dx);
 CK_API ck_status ck_conv2d_backward_input_f64(const ck_conv2d_params* p, const double* dy,
